@@ -1,0 +1,37 @@
+// Typed errors. Every C failure becomes one of these, carrying what failed and on what
+// (which file, which device, which option), so a message is useful without a debugger.
+#pragma once
+
+#include <stdexcept>
+#include <string>
+
+namespace sluice {
+
+class Error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// Bad input from a user or an admin: an option value, a plugstack argument, a GPU list.
+class InvalidArgument : public Error {
+ public:
+  using Error::Error;
+};
+
+// The machine's topology could not be read, or does not fit what Slurm allocated.
+class TopologyError : public Error {
+ public:
+  using Error::Error;
+};
+
+// A system call failed; the message names the call and its object, plus strerror(errno).
+class SystemError : public Error {
+ public:
+  SystemError(const std::string& what_failed, int err);
+  int code() const noexcept { return code_; }
+
+ private:
+  int code_;
+};
+
+}  // namespace sluice

@@ -1,0 +1,100 @@
+// Remote context (slurmstepd). user_init runs once per step before the tasks fork: it loads
+// the topology (the costly part) and reads the step's CPUs. task_init runs in each task
+// after Slurm's own binding and GRES environment, so it refines both.
+#include "plugin_state.hpp"
+#include "task_env.hpp"
+
+#include <sluice/common/error.hpp>
+
+extern "C" {
+#include <slurm/slurm.h>
+}
+
+#include <sched.h>
+
+#include <cerrno>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+namespace sluice::spank {
+namespace {
+
+std::optional<std::string> job_getenv(spank_t sp, const std::string& name) {
+  std::vector<char> buf(4096);
+  for (int tries = 0; tries < 6; ++tries, buf.resize(buf.size() * 4)) {
+    spank_err_t rc = spank_getenv(sp, name.c_str(), buf.data(), int(buf.size()));
+    if (rc == ESPANK_SUCCESS) return std::string(buf.data());
+    if (rc != ESPANK_NOSPACE) return std::nullopt;
+  }
+  throw InvalidArgument("environment variable " + name + " is longer than 4 MiB");
+}
+
+CpuSet current_affinity() {
+  for (int ncpus = 1024; ncpus <= (1 << 16); ncpus *= 4) {
+    std::unique_ptr<cpu_set_t, void (*)(cpu_set_t*)> set(CPU_ALLOC(ncpus), [](cpu_set_t* s) { CPU_FREE(s); });
+    std::size_t size = CPU_ALLOC_SIZE(ncpus);
+    if (sched_getaffinity(0, size, set.get()) == 0) {
+      std::vector<int> cpus;
+      for (int c = 0; c < ncpus; ++c)
+        if (CPU_ISSET_S(c, size, set.get())) cpus.push_back(c);
+      return CpuSet::from_indices(std::move(cpus));
+    }
+    if (errno != EINVAL) throw SystemError("sched_getaffinity", errno);
+  }
+  throw SystemError("sched_getaffinity (more than 65536 CPUs)", EINVAL);
+}
+
+void bind_to(const CpuSet& cpus) {
+  if (cpus.empty()) return;
+  int ncpus = cpus.indices().back() + 1;
+  std::unique_ptr<cpu_set_t, void (*)(cpu_set_t*)> set(CPU_ALLOC(ncpus), [](cpu_set_t* s) { CPU_FREE(s); });
+  std::size_t size = CPU_ALLOC_SIZE(ncpus);
+  CPU_ZERO_S(size, set.get());
+  for (int c : cpus.indices()) CPU_SET_S(c, size, set.get());
+  if (sched_setaffinity(0, size, set.get()) < 0) throw SystemError("sched_setaffinity(" + cpus.to_string() + ")", errno);
+}
+
+bool is_task_step(spank_t sp) {
+  std::uint32_t step = 0;
+  if (spank_get_item(sp, S_JOB_STEPID, &step) != ESPANK_SUCCESS) return false;
+  // The batch script, the extern step and salloc's interactive step run no user tasks
+  // that sluice should place; srun steps inside them do.
+  return step != SLURM_BATCH_SCRIPT && step != SLURM_EXTERN_CONT && step != SLURM_INTERACTIVE_STEP;
+}
+
+}  // namespace
+
+int remote_user_init(spank_t sp) {
+  PluginState& s = state();
+  s.placing = false;
+  if (s.policy() == Policy::none || !is_task_step(sp)) return 0;
+  s.topology = s.config.topology_xml.empty() ? topo::Topology::from_system()
+                                             : topo::Topology::from_xml(s.config.topology_xml);
+  // slurmstepd runs inside the step's cpuset, so its affinity is what Slurm allocated.
+  s.step_cpus = current_affinity();
+  check_cpus_match(*s.topology, s.step_cpus, s.config.cpu_emulation);
+  s.placing = true;
+  return 0;
+}
+
+int remote_task_init(spank_t sp) {
+  PluginState& s = state();
+  if (!s.placing) return 0;
+  std::uint32_t local_tasks = 0;
+  int task = 0;
+  if (spank_get_item(sp, S_JOB_LOCAL_TASK_COUNT, &local_tasks) != ESPANK_SUCCESS ||
+      spank_get_item(sp, S_TASK_ID, &task) != ESPANK_SUCCESS)
+    throw Error("cannot read the local task count or task id from Slurm");
+  auto getenv = [&](const std::string& n) { return job_getenv(sp, n); };
+  std::vector<int> gpus = step_gpus(getenv).value_or(std::vector<int>{});
+  TaskSetup setup = plan_task(*s.topology, s.config, s.policy(), gpus, int(local_tasks), task, s.step_cpus,
+                              getenv("SLURMD_NODENAME").value_or(""), getenv("CUDA_VISIBLE_DEVICES"));
+  for (const auto& [name, value] : setup.env)
+    if (spank_setenv(sp, name.c_str(), value.c_str(), 1) != ESPANK_SUCCESS)
+      throw Error("cannot set " + name + " in the task's environment");
+  bind_to(setup.bind);
+  return 0;
+}
+
+}  // namespace sluice::spank

@@ -1,0 +1,36 @@
+#include "plugin_config.hpp"
+
+#include <sluice/common/error.hpp>
+
+namespace sluice::spank {
+
+PluginConfig parse_plugin_args(const std::vector<std::string>& args) {
+  PluginConfig c;
+  for (const std::string& a : args) {
+    auto eq = a.find('=');
+    std::string key = a.substr(0, eq);
+    std::string value = eq == std::string::npos ? "" : a.substr(eq + 1);
+    if (eq == std::string::npos || value.empty())
+      throw InvalidArgument("plugstack.conf argument '" + a + "' needs a value (key=value)");
+    if (key == "default_policy") {
+      try {
+        c.default_policy = parse_policy(value);
+      } catch (const InvalidArgument&) {
+        throw InvalidArgument("plugstack.conf argument default_policy=" + value + " is invalid (valid: pack, spread, none)");
+      }
+    } else if (key == "topology_xml") {
+      if (value.front() != '/') throw InvalidArgument("plugstack.conf argument topology_xml=" + value + " must be an absolute path");
+      c.topology_xml = value;
+    } else if (key == "cpu_emulation") {
+      if (value == "none") c.cpu_emulation = CpuEmulation::none;
+      else if (value == "block") c.cpu_emulation = CpuEmulation::block;
+      else throw InvalidArgument("plugstack.conf argument cpu_emulation=" + value + " is invalid (valid: none, block)");
+    } else {
+      throw InvalidArgument("unknown plugstack.conf argument '" + a +
+                            "' (valid: default_policy=, topology_xml=, cpu_emulation=)");
+    }
+  }
+  return c;
+}
+
+}  // namespace sluice::spank

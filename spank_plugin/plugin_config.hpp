@@ -1,0 +1,27 @@
+// plugstack.conf arguments of the sluice SPANK plugin. Free of Slurm types so unit tests
+// drive it directly.
+#pragma once
+
+#include <sluice/common/placement.hpp>
+
+#include <string>
+#include <vector>
+
+namespace sluice::spank {
+
+enum class CpuEmulation {
+  none,   // real cluster: the topology must describe this node's CPUs
+  block,  // dev cluster: map the topology's PUs onto the real CPUs (see emulate_cpus)
+};
+
+struct PluginConfig {
+  Policy default_policy = Policy::none;  // jobs that do not pass --gpu-topo are left alone
+  std::string topology_xml;              // "" = discover this machine with hwloc
+  CpuEmulation cpu_emulation = CpuEmulation::none;
+};
+
+// Parses "key=value" arguments; throws InvalidArgument naming the bad argument and
+// listing the valid keys.
+PluginConfig parse_plugin_args(const std::vector<std::string>& args);
+
+}  // namespace sluice::spank

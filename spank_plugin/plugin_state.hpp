@@ -1,0 +1,39 @@
+// State shared by the plugin's per-context files. slurmstepd loads one copy of the plugin
+// per step and forks tasks from it, so what user_init computes reaches task_init.
+#pragma once
+
+#include "plugin_config.hpp"
+
+#include <sluice/common/cpu_set.hpp>
+#include <sluice/common/placement.hpp>
+#include <sluice/common/topology.hpp>
+
+// spank.h declares the slurm_spank_* entry points without C linkage.
+extern "C" {
+#include <slurm/spank.h>
+}
+
+#include <optional>
+
+namespace sluice::spank {
+
+struct PluginState {
+  PluginConfig config;
+  std::optional<Policy> requested;       // --gpu-topo, when the user gave it
+  std::optional<topo::Topology> topology; // loaded once per step in user_init
+  CpuSet step_cpus;                       // CPUs slurmstepd may use: the step's allocation
+  bool placing = false;                   // user_init decided to place this step's tasks
+
+  Policy policy() const { return requested.value_or(config.default_policy); }
+};
+
+PluginState& state();
+
+// Registers --gpu-topo (allocator, local and remote contexts).
+int register_options(spank_t sp);
+
+// Remote context (slurmstepd).
+int remote_user_init(spank_t sp);
+int remote_task_init(spank_t sp);
+
+}  // namespace sluice::spank
