@@ -19,11 +19,6 @@ PACKAGES=(
   util-linux iproute2 procps
 )
 
-if [[ $(id -u) -ne 0 ]]; then
-  echo "install-deps.sh: must run as root (it calls apt-get)" >&2
-  exit 1
-fi
-
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -33,6 +28,10 @@ if [[ ${#missing[@]} -eq 0 ]]; then
   exit 0
 fi
 
+if [[ $(id -u) -ne 0 ]]; then
+  echo "install-deps.sh: missing packages: ${missing[*]}; run as root to install them (apt-get)" >&2
+  exit 1
+fi
 echo "install-deps.sh: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 # Package scripts must not start slurmd/slurmctld/munge system services: the dev
