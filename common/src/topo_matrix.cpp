@@ -43,6 +43,7 @@ std::string format_matrix(const Topology& t) {
       "  PXB  = Connection traversing multiple PCIe bridges (without traversing the PCIe Host Bridge)\n"
       "  PIX  = Connection traversing at most a single PCIe bridge\n"
       "  NV#  = Connection traversing a bonded set of # NVLinks\n";
+  for (const std::string& note : t.warnings()) out += "\nNote: " + note + "\n";
   if (!t.gpus().empty() && !t.has_nvlink_data())
     out += "\nNote: the topology carries no NVLinkBandwidth data; GPU pairs show their PCIe path.\n";
   if (!t.nics().empty()) {

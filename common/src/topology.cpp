@@ -1,4 +1,5 @@
 #include <sluice/common/error.hpp>
+#include <sluice/common/nvml.hpp>
 #include <sluice/common/topology.hpp>
 #include <sluice/common/unique_handle.hpp>
 
@@ -134,11 +135,13 @@ struct Topology::Impl {
   std::vector<std::vector<int>> nvlink;        // [gpu][gpu] link count
   std::vector<int> nvswitch_links;             // per GPU: links that end at an NVSwitch
   bool nvlink_data = false;
+  std::vector<std::string> warnings;
 
   void discover();
   void discover_gpus();
   void discover_nics();
   void read_nvlinks();
+  void connect_through_switches();
   hwloc_obj_t obj(DeviceRef d) const { return d.kind == DeviceRef::Kind::gpu ? gpu_obj.at(d.index) : nic_obj.at(d.index); }
 };
 
@@ -257,8 +260,13 @@ void Topology::Impl::read_nvlinks() {
     }
     hwloc_distances_release(t, m);
   }
+  connect_through_switches();
+}
+
+void Topology::Impl::connect_through_switches() {
   // NVSwitch systems connect every switch-attached GPU to every other one at the full
   // width of its links (the export does not list the trunks between switch boards).
+  const std::size_t ng = gpus.size();
   for (std::size_t a = 0; a < ng; ++a)
     for (std::size_t b = 0; b < ng; ++b)
       if (a != b && nvswitch_links[a] > 0 && nvswitch_links[b] > 0)
@@ -307,8 +315,46 @@ Topology Topology::from_system() {
   impl->source = "this machine";
   if (hwloc_topology_load(impl->topo.get()) < 0) throw SystemError("hwloc_topology_load (this machine)", errno);
   impl->discover();
-  return Topology(std::move(impl));
+  Topology t(std::move(impl));
+  bool any_nvidia = std::any_of(t.gpus().begin(), t.gpus().end(), [](const Gpu& g) { return g.vendor == GpuVendor::nvidia; });
+  if (!t.has_nvlink_data() && any_nvidia) {
+    try {
+      if (auto lib = nvml::Library::load()) t.add_nvlinks(*lib);
+      else t.impl_->warnings.push_back("NVML (libnvidia-ml.so.1) not loadable: GPU pairs show PCIe paths only");
+    } catch (const Error& e) {
+      t.impl_->warnings.push_back(std::string("NVLink counts unavailable: ") + e.what());
+    }
+  }
+  return t;
 }
+
+void Topology::add_nvlinks(const nvml::Library& lib) {
+  Impl& m = *impl_;
+  if (m.nvlink_data) return;  // hwloc's NVLinkBandwidth already counted them
+  auto gpu_at = [&](const std::string& bus_id) {
+    for (const Gpu& g : m.gpus)
+      if (g.pci.to_string() == bus_id) return g.index;
+    return -1;
+  };
+  auto is_nvidia_pci = [&](const std::string& bus_id) {
+    unsigned dom = 0, bus = 0, dev = 0, fn = 0;
+    if (std::sscanf(bus_id.c_str(), "%x:%x:%x.%x", &dom, &bus, &dev, &fn) != 4) return false;
+    hwloc_obj_t o = hwloc_get_pcidev_by_busid(m.topo.get(), dom, bus, dev, fn);
+    return o && o->attr->pcidev.vendor_id == kVendorNvidia;
+  };
+  for (int d = 0; d < lib.device_count(); ++d) {
+    int a = gpu_at(lib.pci_bus_id(d));
+    if (a < 0) continue;  // a GPU hwloc does not list (hidden by the cgroup, say)
+    for (const std::string& remote : lib.nvlink_remotes(d)) {
+      m.nvlink_data = true;
+      if (int b = gpu_at(remote); b >= 0) ++m.nvlink[a][b];
+      else if (is_nvidia_pci(remote)) ++m.nvswitch_links[a];  // an NVSwitch; CPU links are no GPU path
+    }
+  }
+  m.connect_through_switches();
+}
+
+const std::vector<std::string>& Topology::warnings() const { return impl_->warnings; }
 
 const std::string& Topology::source() const { return impl_->source; }
 const std::vector<Gpu>& Topology::gpus() const { return impl_->gpus; }

@@ -11,6 +11,10 @@
 #include <string>
 #include <vector>
 
+namespace sluice::nvml {
+class Library;
+}
+
 namespace sluice::topo {
 
 struct PciAddress {
@@ -97,6 +101,12 @@ class Topology {
   int nvlinks(int gpu_a, int gpu_b) const;   // 0 when no NVLink data or not linked
   bool has_nvlink_data() const;
   bool gpus_behind_nvswitch() const;         // any GPU whose links end at an NVSwitch
+
+  // Counts NVLinks from NVML, for topologies that carry no NVLinkBandwidth data (hwloc built
+  // without its NVML plugin). from_system() does this itself when NVML loads.
+  void add_nvlinks(const nvml::Library& nvml);
+  // Things discovery could not do, worth telling an admin (not errors).
+  const std::vector<std::string>& warnings() const;
 
  private:
   struct Impl;

@@ -1,0 +1,36 @@
+// NVML, loaded with dlopen at run time: never a link dependency. No library means no
+// NVIDIA GPUs are visible, which is not an error.
+#pragma once
+
+#include <sluice/common/unique_handle.hpp>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace sluice::nvml {
+
+class Library {
+ public:
+  // Loads and initializes NVML (default: libnvidia-ml.so.1 from the loader's path).
+  // std::nullopt when the library is absent or nvmlInit fails (no driver): no NVIDIA GPUs.
+  static std::optional<Library> load(const std::string& path = "libnvidia-ml.so.1");
+
+  Library(Library&&) noexcept;
+  Library& operator=(Library&&) = delete;
+  ~Library();  // nvmlShutdown
+
+  int device_count() const;
+  std::string pci_bus_id(int device) const;  // "0000:04:00.0", lower case
+  // The PCI bus id at the far end of each active NVLink of `device`: a GPU, an NVSwitch
+  // or a CPU (POWER). One entry per link.
+  std::vector<std::string> nvlink_remotes(int device) const;
+
+ private:
+  struct Api;
+  Library(UniqueDl dl, Api* api);
+  UniqueDl dl_;
+  Api* api_;
+};
+
+}  // namespace sluice::nvml
