@@ -3,6 +3,7 @@
 // after Slurm's own binding and GRES environment, so it refines both.
 #include "plugin_state.hpp"
 #include "task_env.hpp"
+#include "topology_cache.hpp"
 
 #include <sluice/common/error.hpp>
 
@@ -69,8 +70,10 @@ int remote_user_init(spank_t sp) {
   PluginState& s = state();
   s.placing = false;
   if (s.policy() == Policy::none || !is_task_step(sp)) return 0;
-  s.topology = s.config.topology_xml.empty() ? topo::Topology::from_system()
-                                             : topo::Topology::from_xml(s.config.topology_xml);
+  LoadedTopology loaded = load_topology(s.config);
+  slurm_debug("sluice: topology of %s read from %s", loaded.topology.source().c_str(),
+              loaded.from_snapshot ? "slurmd's snapshot" : "its source (no valid snapshot)");
+  s.topology = std::move(loaded.topology);
   // slurmstepd runs inside the step's cpuset, so its affinity is what Slurm allocated.
   s.step_cpus = current_affinity();
   check_cpus_match(*s.topology, s.step_cpus, s.config.cpu_emulation);

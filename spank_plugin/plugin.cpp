@@ -56,7 +56,9 @@ extern "C" int slurm_spank_init(spank_t sp, int ac, char** av) {
       case S_CTX_LOCAL:
       case S_CTX_REMOTE:
         return register_options(sp);
-      default:  // slurmd and prolog/epilog: nothing to place there
+      case S_CTX_SLURMD:
+        return slurmd_init();
+      default:  // prolog/epilog: nothing to place there
         return 0;
     }
   });

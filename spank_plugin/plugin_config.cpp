@@ -25,9 +25,12 @@ PluginConfig parse_plugin_args(const std::vector<std::string>& args) {
       if (value == "none") c.cpu_emulation = CpuEmulation::none;
       else if (value == "block") c.cpu_emulation = CpuEmulation::block;
       else throw InvalidArgument("plugstack.conf argument cpu_emulation=" + value + " is invalid (valid: none, block)");
+    } else if (key == "run_dir") {
+      if (value.front() != '/') throw InvalidArgument("plugstack.conf argument run_dir=" + value + " must be an absolute path");
+      c.run_dir = value;
     } else {
       throw InvalidArgument("unknown plugstack.conf argument '" + a +
-                            "' (valid: default_policy=, topology_xml=, cpu_emulation=)");
+                            "' (valid: default_policy=, topology_xml=, cpu_emulation=, run_dir=)");
     }
   }
   return c;

@@ -18,6 +18,7 @@ struct PluginConfig {
   Policy default_policy = Policy::none;  // jobs that do not pass --gpu-topo are left alone
   std::string topology_xml;              // "" = discover this machine with hwloc
   CpuEmulation cpu_emulation = CpuEmulation::none;
+  std::string run_dir = "/run/sluice";   // root-owned; holds the node's topology snapshot
 };
 
 // Parses "key=value" arguments; throws InvalidArgument naming the bad argument and

@@ -32,6 +32,9 @@ PluginState& state();
 // Registers --gpu-topo (allocator, local and remote contexts).
 int register_options(spank_t sp);
 
+// slurmd context: at slurmd start, snapshot the node's topology for the steps.
+int slurmd_init();
+
 // Remote context (slurmstepd).
 int remote_user_init(spank_t sp);
 int remote_task_init(spank_t sp);

@@ -182,6 +182,9 @@ NodePlacement place(const Topology& t, const PlacementRequest& req) {
       task_gpus[j] = {req.policy == Policy::pack ? order[j * g / n] : order[j % g]};
   }
 
+  // Within a task, PCI order: CUDA device 0 is then the task's lowest-numbered GPU.
+  for (auto& tg : task_gpus) std::sort(tg.begin(), tg.end());
+
   // 2. Home CPUs: the NUMA domains local to the task's GPUs, within the allowed CPUs.
   //    Without GPUs, tasks fill NUMA domains in order (pack) or round-robin (spread).
   std::vector<CpuSet> home(n);

@@ -3,6 +3,8 @@
 #include <sluice/common/topology.hpp>
 #include <sluice/common/unique_handle.hpp>
 
+#include "topology_impl.hpp"
+
 #include <hwloc.h>
 
 #include <algorithm>
@@ -15,12 +17,6 @@
 
 namespace sluice::topo {
 namespace {
-
-struct HwlocTraits {
-  static hwloc_topology_t invalid() noexcept { return nullptr; }
-  static void close(hwloc_topology_t t) noexcept { hwloc_topology_destroy(t); }
-};
-using HwlocTopology = UniqueHandle<hwloc_topology_t, HwlocTraits>;
 
 constexpr unsigned kVendorNvidia = 0x10de;
 constexpr unsigned kVendorAmd = 0x1002;
@@ -125,26 +121,6 @@ int Path::rank() const {
   return 1000;
 }
 
-struct Topology::Impl {
-  HwlocTopology topo;
-  std::string source;
-  std::vector<Gpu> gpus;
-  std::vector<Nic> nics;
-  std::vector<NumaNode> numa;
-  std::vector<hwloc_obj_t> gpu_obj, nic_obj;  // PCI device of each, same order
-  std::vector<std::vector<int>> nvlink;        // [gpu][gpu] link count
-  std::vector<int> nvswitch_links;             // per GPU: links that end at an NVSwitch
-  bool nvlink_data = false;
-  std::vector<std::string> warnings;
-
-  void discover();
-  void discover_gpus();
-  void discover_nics();
-  void read_nvlinks();
-  void connect_through_switches();
-  hwloc_obj_t obj(DeviceRef d) const { return d.kind == DeviceRef::Kind::gpu ? gpu_obj.at(d.index) : nic_obj.at(d.index); }
-};
-
 void Topology::Impl::discover() {
   hwloc_topology_t t = topo.get();
   hwloc_obj_t n = nullptr;
@@ -153,6 +129,42 @@ void Topology::Impl::discover() {
   discover_gpus();
   discover_nics();
   read_nvlinks();
+  all_cpus = cpuset_of(hwloc_topology_get_topology_cpuset(t));
+  int ncores = hwloc_get_nbobjs_by_type(t, HWLOC_OBJ_CORE);
+  if (ncores <= 0) {  // exports without Core objects: each PU is a core
+    for (int cpu : all_cpus.indices()) cores.push_back(CpuSet::from_indices({cpu}));
+  } else {
+    for (int i = 0; i < ncores; ++i) cores.push_back(cpuset_of(hwloc_get_obj_by_type(t, HWLOC_OBJ_CORE, i)->cpuset));
+  }
+  int sockets = std::max(1, hwloc_get_nbobjs_by_type(t, HWLOC_OBJ_PACKAGE));
+  int pus = hwloc_get_nbobjs_by_type(t, HWLOC_OBJ_PU);
+  int nc = std::max<int>(1, int(cores.size()));
+  shape = {sockets, std::max(1, nc / sockets), std::max(1, pus / nc)};
+  // Every PCIe path once, so path() is a lookup and the model outlives hwloc (snapshots).
+  std::vector<hwloc_obj_t> objs = gpu_obj;
+  objs.insert(objs.end(), nic_obj.begin(), nic_obj.end());
+  pcie.assign(objs.size(), std::vector<Path>(objs.size()));
+  for (std::size_t a = 0; a < objs.size(); ++a)
+    for (std::size_t b = 0; b < objs.size(); ++b) pcie[a][b] = a == b ? Path{PathClass::self, 0} : pcie_path(objs[a], objs[b]);
+}
+
+Path Topology::Impl::pcie_path(hwloc_obj_t oa, hwloc_obj_t ob) const {
+  hwloc_topology_t t = topo.get();
+  hwloc_obj_t common = common_ancestor(oa, ob);
+  if (common == oa || common == ob) return {PathClass::pix, 0};  // functions of one device tree
+  if (common->type == HWLOC_OBJ_BRIDGE) {
+    if (common->attr->bridge.upstream_type == HWLOC_OBJ_BRIDGE_HOST) return {PathClass::phb, 0};
+    // A PCIe switch is an upstream port plus downstream ports: one bridge on each side
+    // below the common ancestor is one switch (PIX); more means nested switches (PXB).
+    int depth = std::max(bridges_between(oa, common), bridges_between(ob, common));
+    return {depth <= 1 ? PathClass::pix : PathClass::pxb, 0};
+  }
+  // Different host bridges: same NUMA node (NODE) or across the SMP interconnect (SYS).
+  hwloc_obj_t na = hwloc_get_non_io_ancestor_obj(t, oa), nb = hwloc_get_non_io_ancestor_obj(t, ob);
+  bool same_numa = na->nodeset && nb->nodeset && hwloc_bitmap_isequal(na->nodeset, nb->nodeset) &&
+                   hwloc_bitmap_weight(na->nodeset) == 1;
+  if (na == nb && hwloc_bitmap_weight(na->nodeset) <= 1) same_numa = true;
+  return {same_numa ? PathClass::node : PathClass::sys, 0};
 }
 
 void Topology::Impl::discover_gpus() {
@@ -330,6 +342,7 @@ Topology Topology::from_system() {
 
 void Topology::add_nvlinks(const nvml::Library& lib) {
   Impl& m = *impl_;
+  if (!m.topo) throw TopologyError("NVLink counts cannot be added to a topology snapshot (" + m.source + ")");
   if (m.nvlink_data) return;  // hwloc's NVLinkBandwidth already counted them
   auto gpu_at = [&](const std::string& bus_id) {
     for (const Gpu& g : m.gpus)
@@ -361,28 +374,9 @@ const std::vector<Gpu>& Topology::gpus() const { return impl_->gpus; }
 const std::vector<Nic>& Topology::nics() const { return impl_->nics; }
 const std::vector<NumaNode>& Topology::numa_nodes() const { return impl_->numa; }
 
-CpuSet Topology::cpus() const { return cpuset_of(hwloc_topology_get_topology_cpuset(impl_->topo.get())); }
-
-std::vector<CpuSet> Topology::cores() const {
-  hwloc_topology_t t = impl_->topo.get();
-  std::vector<CpuSet> out;
-  int n = hwloc_get_nbobjs_by_type(t, HWLOC_OBJ_CORE);
-  if (n <= 0) {  // exports without Core objects: each PU is a core
-    const CpuSet all = cpus();
-    for (int cpu : all.indices()) out.push_back(CpuSet::from_indices({cpu}));
-    return out;
-  }
-  for (int i = 0; i < n; ++i) out.push_back(cpuset_of(hwloc_get_obj_by_type(t, HWLOC_OBJ_CORE, i)->cpuset));
-  return out;
-}
-
-CpuShape Topology::shape() const {
-  hwloc_topology_t t = impl_->topo.get();
-  int sockets = std::max(1, hwloc_get_nbobjs_by_type(t, HWLOC_OBJ_PACKAGE));
-  int cores = int(this->cores().size());
-  int pus = hwloc_get_nbobjs_by_type(t, HWLOC_OBJ_PU);
-  return {sockets, std::max(1, cores / sockets), std::max(1, pus / std::max(1, cores))};
-}
+CpuSet Topology::cpus() const { return impl_->all_cpus; }
+std::vector<CpuSet> Topology::cores() const { return impl_->cores; }
+CpuShape Topology::shape() const { return impl_->shape; }
 
 int Topology::nvlinks(int a, int b) const { return impl_->nvlink.at(a).at(b); }
 bool Topology::has_nvlink_data() const { return impl_->nvlink_data; }
@@ -391,27 +385,11 @@ bool Topology::gpus_behind_nvswitch() const {
 }
 
 Path Topology::path(DeviceRef a, DeviceRef b, bool via_nvlink) const {
-  hwloc_obj_t oa = impl_->obj(a), ob = impl_->obj(b);
   if (a.kind == b.kind && a.index == b.index) return {PathClass::self, 0};
   if (via_nvlink && a.kind == DeviceRef::Kind::gpu && b.kind == DeviceRef::Kind::gpu) {
     if (int n = nvlinks(a.index, b.index); n > 0) return {PathClass::nvlink, n};
   }
-  hwloc_topology_t t = impl_->topo.get();
-  hwloc_obj_t common = common_ancestor(oa, ob);
-  if (common == oa || common == ob) return {PathClass::pix, 0};  // functions of one device tree
-  if (common->type == HWLOC_OBJ_BRIDGE) {
-    if (common->attr->bridge.upstream_type == HWLOC_OBJ_BRIDGE_HOST) return {PathClass::phb, 0};
-    // A PCIe switch is an upstream port plus downstream ports: one bridge on each side
-    // below the common ancestor is one switch (PIX); more means nested switches (PXB).
-    int depth = std::max(bridges_between(oa, common), bridges_between(ob, common));
-    return {depth <= 1 ? PathClass::pix : PathClass::pxb, 0};
-  }
-  // Different host bridges: same NUMA node (NODE) or across the SMP interconnect (SYS).
-  hwloc_obj_t na = hwloc_get_non_io_ancestor_obj(t, oa), nb = hwloc_get_non_io_ancestor_obj(t, ob);
-  bool same_numa = na->nodeset && nb->nodeset && hwloc_bitmap_isequal(na->nodeset, nb->nodeset) &&
-                   hwloc_bitmap_weight(na->nodeset) == 1;
-  if (na == nb && hwloc_bitmap_weight(na->nodeset) <= 1) same_numa = true;
-  return {same_numa ? PathClass::node : PathClass::sys, 0};
+  return impl_->pcie.at(impl_->device_slot(a)).at(impl_->device_slot(b));
 }
 
 }  // namespace sluice::topo

@@ -28,6 +28,10 @@ run_batch() {  # run_batch NAME SBATCH_ARGS... -- SCRIPT_BODY
 
 nproc_real=$(nproc)
 
+# 0. slurmd wrote the node's topology snapshot at start (steps read it, not the XML).
+state=$(dirname "$SLURM_CONF")
+check "slurmd wrote the topology snapshot in run_dir" compgen -G "$state/plugin-run/topology-*.snapshot"
+
 # 1. sbatch -N2 --ntasks-per-node=4 --gres=gpu:4 --gpu-topo=pack, srun steps inherit it.
 run_batch pack -N2 --ntasks-per-node=4 --gres=gpu:4 --gpu-topo=pack -- \
   "srun --mpi=pmix $whereami --expect $here/expected/lassen-pack-4.json"

@@ -9,6 +9,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace sluice::nvml {
@@ -83,6 +84,10 @@ class Topology {
   static Topology from_xml(const std::string& path);
   // Discovers this machine, with I/O devices.
   static Topology from_system();
+  // A snapshot written by to_snapshot(): the whole model, no hwloc needed to read it, so a
+  // step reads it in well under a millisecond. Throws TopologyError when malformed.
+  static Topology from_snapshot(std::string_view json);
+  std::string to_snapshot() const;
 
   Topology(Topology&&) noexcept;
   Topology& operator=(Topology&&) noexcept;
@@ -103,7 +108,8 @@ class Topology {
   bool gpus_behind_nvswitch() const;         // any GPU whose links end at an NVSwitch
 
   // Counts NVLinks from NVML, for topologies that carry no NVLinkBandwidth data (hwloc built
-  // without its NVML plugin). from_system() does this itself when NVML loads.
+  // without its NVML plugin). from_system() does this itself when NVML loads. Needs the
+  // hwloc topology: throws TopologyError on a snapshot.
   void add_nvlinks(const nvml::Library& nvml);
   // Things discovery could not do, worth telling an admin (not errors).
   const std::vector<std::string>& warnings() const;

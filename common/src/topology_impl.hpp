@@ -1,0 +1,46 @@
+// The Topology's insides, shared by its hwloc reader (topology.cpp) and its snapshot
+// format (topology_snapshot.cpp). Private to common/.
+#pragma once
+
+#include <sluice/common/topology.hpp>
+#include <sluice/common/unique_handle.hpp>
+
+#include <hwloc.h>
+
+#include <string>
+#include <vector>
+
+namespace sluice::topo {
+
+struct HwlocTraits {
+  static hwloc_topology_t invalid() noexcept { return nullptr; }
+  static void close(hwloc_topology_t t) noexcept { hwloc_topology_destroy(t); }
+};
+using HwlocTopology = UniqueHandle<hwloc_topology_t, HwlocTraits>;
+
+struct Topology::Impl {
+  HwlocTopology topo;                          // null in a snapshot
+  std::string source;
+  std::vector<Gpu> gpus;
+  std::vector<Nic> nics;
+  std::vector<NumaNode> numa;
+  CpuSet all_cpus;
+  std::vector<CpuSet> cores;                   // logical (Slurm) order
+  CpuShape shape;
+  std::vector<std::vector<Path>> pcie;         // [slot][slot], slots: GPUs then NICs
+  std::vector<hwloc_obj_t> gpu_obj, nic_obj;  // PCI device of each; empty in a snapshot
+  std::vector<std::vector<int>> nvlink;        // [gpu][gpu] link count
+  std::vector<int> nvswitch_links;             // per GPU: links that end at an NVSwitch
+  bool nvlink_data = false;
+  std::vector<std::string> warnings;
+
+  void discover();
+  void discover_gpus();
+  void discover_nics();
+  void read_nvlinks();
+  void connect_through_switches();
+  Path pcie_path(hwloc_obj_t a, hwloc_obj_t b) const;
+  std::size_t device_slot(DeviceRef d) const { return d.kind == DeviceRef::Kind::gpu ? d.index : gpus.size() + d.index; }
+};
+
+}  // namespace sluice::topo

@@ -1,0 +1,126 @@
+// The topology snapshot: the whole model as JSON, readable without hwloc. The plugin writes
+// one per node at slurmd start; each step reads it instead of parsing hwloc XML again.
+#include <sluice/common/error.hpp>
+
+#include "topology_impl.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <cstdio>
+
+namespace sluice::topo {
+namespace {
+
+using nlohmann::json;
+constexpr int kSnapshotVersion = 1;
+
+PathClass parse_class(const std::string& s) {
+  if (s == "X") return PathClass::self;
+  if (s == "PIX") return PathClass::pix;
+  if (s == "PXB") return PathClass::pxb;
+  if (s == "PHB") return PathClass::phb;
+  if (s == "NODE") return PathClass::node;
+  if (s == "SYS") return PathClass::sys;
+  throw TopologyError("topology snapshot has an unknown PCIe path class '" + s + "'");
+}
+
+PciAddress parse_pci(const std::string& s) {
+  PciAddress p;
+  if (std::sscanf(s.c_str(), "%x:%x:%x.%x", &p.domain, &p.bus, &p.device, &p.function) != 4)
+    throw TopologyError("topology snapshot has a malformed PCI address '" + s + "'");
+  return p;
+}
+
+}  // namespace
+
+std::string Topology::to_snapshot() const {
+  const Impl& m = *impl_;
+  json gpus = json::array(), nics = json::array(), numa = json::array(), cores = json::array(), pcie = json::array();
+  for (const Gpu& g : m.gpus)
+    gpus.push_back({{"pci", g.pci.to_string()}, {"vendor", to_string(g.vendor)}, {"vendor_index", g.vendor_index},
+                    {"model", g.model}, {"cpus", g.cpus.to_string()}, {"numa", g.numa}});
+  for (const Nic& n : m.nics)
+    nics.push_back({{"name", n.name}, {"netdev", n.netdev}, {"port", n.port},
+                    {"kind", n.kind == NicKind::openfabrics ? "openfabrics" : "ethernet"}, {"pci", n.pci.to_string()},
+                    {"cpus", n.cpus.to_string()}, {"numa", n.numa}});
+  for (const NumaNode& n : m.numa) numa.push_back({{"os_index", n.os_index}, {"cpus", n.cpus.to_string()}});
+  for (const CpuSet& c : m.cores) cores.push_back(c.to_string());
+  for (const auto& row : m.pcie) {
+    json r = json::array();
+    for (const Path& p : row) r.push_back(p.to_string());
+    pcie.push_back(std::move(r));
+  }
+  json doc{{"format", "sluice-topology"}, {"version", kSnapshotVersion}, {"source", m.source},
+           {"cpus", m.all_cpus.to_string()}, {"cores", cores},
+           {"shape", {m.shape.sockets, m.shape.cores_per_socket, m.shape.threads_per_core}},
+           {"numa", numa}, {"gpus", gpus}, {"nics", nics}, {"pcie", pcie}, {"nvlink", m.nvlink},
+           {"nvswitch_links", m.nvswitch_links}, {"nvlink_data", m.nvlink_data}, {"warnings", m.warnings}};
+  return doc.dump();
+}
+
+Topology Topology::from_snapshot(std::string_view text) {
+  json doc = json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
+  if (doc.is_discarded() || !doc.is_object() || doc.value("format", "") != "sluice-topology")
+    throw TopologyError("not a sluice topology snapshot");
+  if (doc.value("version", 0) != kSnapshotVersion)
+    throw TopologyError("topology snapshot version " + std::to_string(doc.value("version", 0)) + " is not " +
+                        std::to_string(kSnapshotVersion));
+  try {
+    auto m = std::make_unique<Impl>();
+    m->source = doc.at("source").get<std::string>();
+    m->all_cpus = CpuSet::parse(doc.at("cpus").get<std::string>());
+    for (const auto& c : doc.at("cores")) m->cores.push_back(CpuSet::parse(c.get<std::string>()));
+    auto shape = doc.at("shape").get<std::vector<int>>();
+    if (shape.size() != 3) throw TopologyError("topology snapshot: shape needs 3 numbers");
+    m->shape = {shape[0], shape[1], shape[2]};
+    for (const auto& n : doc.at("numa")) m->numa.push_back({n.at("os_index").get<int>(), CpuSet::parse(n.at("cpus").get<std::string>())});
+    int per_vendor[2] = {0, 0};
+    for (const auto& j : doc.at("gpus")) {
+      Gpu g;
+      g.index = int(m->gpus.size());
+      g.vendor = j.at("vendor").get<std::string>() == "amd" ? GpuVendor::amd : GpuVendor::nvidia;
+      g.vendor_index = j.at("vendor_index").get<int>();
+      if (g.vendor_index != per_vendor[int(g.vendor)]++) throw TopologyError("topology snapshot: GPU vendor indices out of order");
+      g.pci = parse_pci(j.at("pci").get<std::string>());
+      g.model = j.at("model").get<std::string>();
+      g.cpus = CpuSet::parse(j.at("cpus").get<std::string>());
+      g.numa = j.at("numa").get<std::vector<int>>();
+      m->gpus.push_back(std::move(g));
+    }
+    for (const auto& j : doc.at("nics")) {
+      Nic n;
+      n.index = int(m->nics.size());
+      n.name = j.at("name").get<std::string>();
+      n.netdev = j.at("netdev").get<std::string>();
+      n.port = j.at("port").get<int>();
+      n.kind = j.at("kind").get<std::string>() == "ethernet" ? NicKind::ethernet : NicKind::openfabrics;
+      n.pci = parse_pci(j.at("pci").get<std::string>());
+      n.cpus = CpuSet::parse(j.at("cpus").get<std::string>());
+      n.numa = j.at("numa").get<std::vector<int>>();
+      m->nics.push_back(std::move(n));
+    }
+    const std::size_t slots = m->gpus.size() + m->nics.size();
+    for (const auto& row : doc.at("pcie")) {
+      std::vector<Path> r;
+      for (const auto& c : row) r.push_back({parse_class(c.get<std::string>()), 0});
+      if (r.size() != slots) throw TopologyError("topology snapshot: path matrix row of the wrong size");
+      m->pcie.push_back(std::move(r));
+    }
+    if (m->pcie.size() != slots) throw TopologyError("topology snapshot: path matrix of the wrong size");
+    m->nvlink = doc.at("nvlink").get<std::vector<std::vector<int>>>();
+    m->nvswitch_links = doc.at("nvswitch_links").get<std::vector<int>>();
+    if (m->nvlink.size() != m->gpus.size() || m->nvswitch_links.size() != m->gpus.size())
+      throw TopologyError("topology snapshot: NVLink matrix does not match the GPU count");
+    for (const auto& row : m->nvlink)
+      if (row.size() != m->gpus.size()) throw TopologyError("topology snapshot: NVLink matrix row of the wrong size");
+    m->nvlink_data = doc.at("nvlink_data").get<bool>();
+    m->warnings = doc.value("warnings", std::vector<std::string>{});
+    return Topology(std::move(m));
+  } catch (const json::exception& e) {
+    throw TopologyError(std::string("malformed topology snapshot: ") + e.what());
+  } catch (const InvalidArgument& e) {
+    throw TopologyError(std::string("malformed topology snapshot: ") + e.what());
+  }
+}
+
+}  // namespace sluice::topo

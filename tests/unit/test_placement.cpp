@@ -1,0 +1,431 @@
+// place() and emulate_cpus() on the shared topologies. Every expected placement was worked
+// out by hand from the XML and the rules in placement.hpp/.cpp (pack: nearest-neighbour chain
+// from the lowest GPU; spread: farthest-first over PCIe; same-home tasks split the home's
+// cores in contiguous blocks [j*m/n, (j+1)*m/n); NIC per GPU: nearest, then least used, then
+// lowest index), not copied from the program's output.
+//
+// Facts used throughout, from `lstopo-no-graphics -i coral-lassen.xml -v`:
+//   GPU0 0004:04:00.0, GPU1 0004:05:00.0 (PLX switch, package 0, PUs 8-87, NUMA P#0)
+//   GPU2 0035:03:00.0, GPU3 0035:04:00.0 (PLX switch, package 1, PUs 96-175, NUMA P#8)
+//   GPU0-GPU1 and GPU2-GPU3 PIX, other GPU pairs SYS (no NVLink data in the export)
+//   mlx5_0/1 in package 0 (NODE to GPU0/1, SYS to GPU2/3), mlx5_2/3 in package 1
+//   20 cores of 4 PUs per package: core c of package 0 = PUs 8+4c..11+4c.
+#define BOOST_TEST_MODULE placement
+#include <boost/test/unit_test.hpp>
+
+#include <sluice/common/cpu_set.hpp>
+#include <sluice/common/error.hpp>
+#include <sluice/common/placement.hpp>
+#include <sluice/common/topology.hpp>
+
+#include <algorithm>
+#include <string>
+#include <vector>
+
+using sluice::CpuSet;
+using sluice::NodePlacement;
+using sluice::PlacementRequest;
+using sluice::Policy;
+using sluice::TaskPlacement;
+using sluice::topo::Topology;
+
+namespace {
+
+std::string topo_path(const std::string& name) { return std::string(SLUICE_TOPOLOGIES) + "/" + name; }
+Topology load(const std::string& name) { return Topology::from_xml(topo_path(name)); }
+
+struct Exp {
+  std::vector<int> gpus;
+  std::string cpus;
+  std::vector<int> numa;
+  std::vector<std::string> nics;
+};
+
+void check(const NodePlacement& np, const std::vector<Exp>& exp) {
+  BOOST_TEST_REQUIRE(np.tasks.size() == exp.size());
+  for (std::size_t j = 0; j < exp.size(); ++j) {
+    BOOST_TEST_CONTEXT("task " << j) {
+      const TaskPlacement& tp = np.tasks[j];
+      BOOST_TEST(tp.task == int(j));
+      BOOST_TEST(tp.gpus == exp[j].gpus, boost::test_tools::per_element());
+      BOOST_TEST(tp.cpus == exp[j].cpus);
+      BOOST_TEST(tp.numa == exp[j].numa, boost::test_tools::per_element());
+      BOOST_TEST(tp.nics == exp[j].nics, boost::test_tools::per_element());
+      BOOST_TEST(tp.bound_cpus.empty());  // place() never binds
+    }
+  }
+}
+
+NodePlacement run(const Topology& t, int tasks, Policy p, std::optional<std::vector<int>> gpus = std::nullopt,
+                  CpuSet allowed = {}) {
+  PlacementRequest r;
+  r.tasks = tasks;
+  r.policy = p;
+  r.gpus = std::move(gpus);
+  r.allowed_cpus = std::move(allowed);
+  return sluice::place(t, r);
+}
+
+std::vector<int> sorted(std::vector<int> v) {
+  std::sort(v.begin(), v.end());
+  return v;
+}
+std::vector<std::string> sorted(std::vector<std::string> v) {
+  std::sort(v.begin(), v.end());
+  return v;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(policy_names) {
+  BOOST_TEST((sluice::parse_policy("pack") == Policy::pack));
+  BOOST_TEST((sluice::parse_policy("spread") == Policy::spread));
+  BOOST_TEST((sluice::parse_policy("none") == Policy::none));
+  BOOST_TEST(std::string(sluice::to_string(Policy::spread)) == "spread");
+  BOOST_CHECK_THROW(sluice::parse_policy("tight"), sluice::InvalidArgument);
+  BOOST_CHECK_THROW(sluice::parse_policy(""), sluice::InvalidArgument);
+  BOOST_CHECK_THROW(sluice::parse_policy("Pack"), sluice::InvalidArgument);
+}
+
+BOOST_AUTO_TEST_CASE(record_metadata) {
+  Topology t = load("coral-lassen.xml");
+  NodePlacement np = run(t, 4, Policy::spread);
+  BOOST_TEST(np.version == 1);
+  BOOST_TEST(np.policy == "spread");
+  BOOST_TEST(np.topology == topo_path("coral-lassen.xml"));
+  BOOST_TEST(np.cpu_mode == "native");
+}
+
+// ---------------------------------------------------------------------------------------
+// Lassen, pack
+// ---------------------------------------------------------------------------------------
+
+BOOST_AUTO_TEST_CASE(lassen_pack_4_tasks) {
+  Topology t = load("coral-lassen.xml");
+  // Chain: 0 -> 1 (PIX) -> {2,3} both SYS from 1, lowest = 2 -> 3. One GPU per task.
+  // Tasks 0,1 share home 8-87 (20 cores): cores 0-9 = 8-47, cores 10-19 = 48-87.
+  // Tasks 2,3 share 96-175: 96-135, 136-175.
+  // NICs: GPU0 -> mlx5_0/mlx5_1 tie (NODE), both unused -> mlx5_0; GPU1 -> mlx5_1 (less used);
+  // GPU2 -> mlx5_2; GPU3 -> mlx5_3.
+  check(run(t, 4, Policy::pack), {{{0}, "8-47", {0}, {"mlx5_0"}},
+                                  {{1}, "48-87", {0}, {"mlx5_1"}},
+                                  {{2}, "96-135", {8}, {"mlx5_2"}},
+                                  {{3}, "136-175", {8}, {"mlx5_3"}}});
+}
+
+BOOST_AUTO_TEST_CASE(lassen_pack_2_tasks) {
+  Topology t = load("coral-lassen.xml");
+  // Chain 0,1,2,3 cut in two: {0,1} (one PLX switch, package 0) and {2,3} (package 1).
+  // Different homes, so each task gets its whole package.
+  check(run(t, 2, Policy::pack), {{{0, 1}, "8-87", {0}, {"mlx5_0", "mlx5_1"}},
+                                  {{2, 3}, "96-175", {8}, {"mlx5_2", "mlx5_3"}}});
+}
+
+BOOST_AUTO_TEST_CASE(lassen_pack_1_task) {
+  Topology t = load("coral-lassen.xml");
+  // Every GPU, the union of both packages, one NIC per GPU: GPU0 mlx5_0, GPU1 mlx5_1 (the
+  // NODE tie goes to the unused one), GPU2 mlx5_2, GPU3 mlx5_3.
+  check(run(t, 1, Policy::pack), {{{0, 1, 2, 3}, "8-87,96-175", {0, 8}, {"mlx5_0", "mlx5_1", "mlx5_2", "mlx5_3"}}});
+}
+
+BOOST_AUTO_TEST_CASE(lassen_pack_8_tasks) {
+  Topology t = load("coral-lassen.xml");
+  // More tasks than GPUs: task j gets order[j*4/8] = GPU j/2 (neighbouring tasks share a GPU).
+  // 4 tasks share each package's 20 cores: 5 cores (20 PUs) each.
+  // NICs in task order: t0 GPU0 mlx5_0; t1 GPU0 mlx5_1 (tie, less used); t2 GPU1 mlx5_0
+  // (both used once, lowest index); t3 GPU1 mlx5_1; same on package 1.
+  check(run(t, 8, Policy::pack), {{{0}, "8-27", {0}, {"mlx5_0"}},
+                                  {{0}, "28-47", {0}, {"mlx5_1"}},
+                                  {{1}, "48-67", {0}, {"mlx5_0"}},
+                                  {{1}, "68-87", {0}, {"mlx5_1"}},
+                                  {{2}, "96-115", {8}, {"mlx5_2"}},
+                                  {{2}, "116-135", {8}, {"mlx5_3"}},
+                                  {{3}, "136-155", {8}, {"mlx5_2"}},
+                                  {{3}, "156-175", {8}, {"mlx5_3"}}});
+}
+
+BOOST_AUTO_TEST_CASE(lassen_pack_gpu_subset) {
+  Topology t = load("coral-lassen.xml");
+  // GPUs {2,3} (package 1): one each; both share home 96-175, split 10 cores each.
+  check(run(t, 2, Policy::pack, std::vector<int>{2, 3}),
+        {{{2}, "96-135", {8}, {"mlx5_2"}}, {{3}, "136-175", {8}, {"mlx5_3"}}});
+  // The order Slurm lists the GPUs in does not matter.
+  check(run(t, 2, Policy::pack, std::vector<int>{3, 2}),
+        {{{2}, "96-135", {8}, {"mlx5_2"}}, {{3}, "136-175", {8}, {"mlx5_3"}}});
+  // GPUs {1,2}: chain 1 -> 2; different packages, each task its whole package.
+  check(run(t, 2, Policy::pack, std::vector<int>{1, 2}),
+        {{{1}, "8-87", {0}, {"mlx5_0"}}, {{2}, "96-175", {8}, {"mlx5_2"}}});
+}
+
+BOOST_AUTO_TEST_CASE(lassen_allowed_cpus_fallback) {
+  Topology t = load("coral-lassen.xml");
+  // Only package 0's PUs allowed: tasks 2,3 (GPUs 2,3 on package 1) have no allowed CPU near
+  // their GPU and fall back to the allowed CPUs, 8-87; all four tasks then share that home:
+  // 20 cores / 4 = 5 cores each. GPUs and NICs are chosen as without the restriction.
+  check(run(t, 4, Policy::pack, std::nullopt, CpuSet::range(8, 87)), {{{0}, "8-27", {0}, {"mlx5_0"}},
+                                                                     {{1}, "28-47", {0}, {"mlx5_1"}},
+                                                                     {{2}, "48-67", {0}, {"mlx5_2"}},
+                                                                     {{3}, "68-87", {0}, {"mlx5_3"}}});
+  // Allowed CPUs partly outside the topology (0-7 do not exist) and only part of package 1:
+  // home of GPU2/3 tasks = 96-175 & (0-15,96-103) = 96-103 (2 cores), one core each;
+  // GPU0/1 tasks: 8-15 (2 cores), one core each.
+  check(run(t, 4, Policy::pack, std::nullopt, CpuSet::parse("0-15,96-103")), {{{0}, "8-11", {0}, {"mlx5_0"}},
+                                                                             {{1}, "12-15", {0}, {"mlx5_1"}},
+                                                                             {{2}, "96-99", {8}, {"mlx5_2"}},
+                                                                             {{3}, "100-103", {8}, {"mlx5_3"}}});
+}
+
+BOOST_AUTO_TEST_CASE(allowed_cpus_outside_topology_is_an_error) {
+  Topology t = load("coral-lassen.xml");
+  // PUs 0-7 are not in the Lassen topology (offline): nothing usable.
+  PlacementRequest r;
+  r.tasks = 2;
+  r.allowed_cpus = CpuSet::range(0, 7);
+  BOOST_CHECK_THROW(sluice::place(t, r), sluice::TopologyError);
+}
+
+// ---------------------------------------------------------------------------------------
+// Lassen, spread
+// ---------------------------------------------------------------------------------------
+
+BOOST_AUTO_TEST_CASE(lassen_spread_4_tasks) {
+  Topology t = load("coral-lassen.xml");
+  // Farthest-first over PCIe from GPU0: GPU2/3 SYS (lowest: 2); then from {0,2}: GPU1 and
+  // GPU3 are each PIX to one of them, lowest: 1; then 3. Order 0,2,1,3.
+  // Homes: t0 (GPU0) and t2 (GPU1) share 8-87 in task order; t1, t3 share 96-175.
+  // NICs in task order: t0 GPU0 mlx5_0; t1 GPU2 mlx5_2; t2 GPU1 mlx5_1 (mlx5_0 already used);
+  // t3 GPU3 mlx5_3.
+  check(run(t, 4, Policy::spread), {{{0}, "8-47", {0}, {"mlx5_0"}},
+                                    {{2}, "96-135", {8}, {"mlx5_2"}},
+                                    {{1}, "48-87", {0}, {"mlx5_1"}},
+                                    {{3}, "136-175", {8}, {"mlx5_3"}}});
+}
+
+BOOST_AUTO_TEST_CASE(lassen_spread_2_tasks) {
+  Topology t = load("coral-lassen.xml");
+  // Order 0,2,1,3 cut in two: {0,2} and {1,3}, one GPU on each package per task. Both homes are
+  // the whole machine: split 40 cores in two blocks, cores 0-19 (8-87) and 20-39 (96-175).
+  // NICs: t0 GPU0 mlx5_0, GPU2 mlx5_2; t1 GPU1 mlx5_1, GPU3 mlx5_3 (the used ones lose ties).
+  check(run(t, 2, Policy::spread), {{{0, 2}, "8-87", {0}, {"mlx5_0", "mlx5_2"}},
+                                    {{1, 3}, "96-175", {8}, {"mlx5_1", "mlx5_3"}}});
+}
+
+BOOST_AUTO_TEST_CASE(lassen_spread_1_task) {
+  Topology t = load("coral-lassen.xml");
+  // One task gets every GPU and the whole machine; the order inside the task is not
+  // specified by the rules, so compare as sets.
+  NodePlacement np = run(t, 1, Policy::spread);
+  BOOST_TEST_REQUIRE(np.tasks.size() == 1u);
+  BOOST_TEST(sorted(np.tasks[0].gpus) == (std::vector<int>{0, 1, 2, 3}), boost::test_tools::per_element());
+  BOOST_TEST(np.tasks[0].cpus == "8-87,96-175");
+  BOOST_TEST(np.tasks[0].numa == (std::vector<int>{0, 8}), boost::test_tools::per_element());
+  BOOST_TEST(sorted(np.tasks[0].nics) == (std::vector<std::string>{"mlx5_0", "mlx5_1", "mlx5_2", "mlx5_3"}),
+             boost::test_tools::per_element());
+}
+
+BOOST_AUTO_TEST_CASE(lassen_spread_8_tasks) {
+  Topology t = load("coral-lassen.xml");
+  // More tasks than GPUs: spread deals order 0,2,1,3 round-robin: t_j gets order[j % 4].
+  // Package 0 home: tasks 0,2,4,6 (GPUs 0,1,0,1), 5 cores each in task order; package 1: 1,3,5,7.
+  // NICs: t0 mlx5_0, t1 mlx5_2, t2 mlx5_1, t3 mlx5_3, t4 GPU0 (mlx5_0/1 used once each: lowest)
+  // mlx5_0, t5 mlx5_2, t6 GPU1 (mlx5_0 used twice) mlx5_1, t7 mlx5_3.
+  check(run(t, 8, Policy::spread), {{{0}, "8-27", {0}, {"mlx5_0"}},
+                                    {{2}, "96-115", {8}, {"mlx5_2"}},
+                                    {{1}, "28-47", {0}, {"mlx5_1"}},
+                                    {{3}, "116-135", {8}, {"mlx5_3"}},
+                                    {{0}, "48-67", {0}, {"mlx5_0"}},
+                                    {{2}, "136-155", {8}, {"mlx5_2"}},
+                                    {{1}, "68-87", {0}, {"mlx5_1"}},
+                                    {{3}, "156-175", {8}, {"mlx5_3"}}});
+}
+
+BOOST_AUTO_TEST_CASE(lassen_spread_gpu_subset) {
+  Topology t = load("coral-lassen.xml");
+  // {0,1,2}, 3 tasks: from 0 the farthest is 2 (SYS), then 1. t0 GPU0, t1 GPU2, t2 GPU1.
+  // Package 0 home shared by t0, t2 (10 cores each); t1 alone on package 1.
+  check(run(t, 3, Policy::spread, std::vector<int>{0, 1, 2}),
+        {{{0}, "8-47", {0}, {"mlx5_0"}}, {{2}, "96-175", {8}, {"mlx5_2"}}, {{1}, "48-87", {0}, {"mlx5_1"}}});
+}
+
+// ---------------------------------------------------------------------------------------
+// CPU-only steps
+// ---------------------------------------------------------------------------------------
+
+BOOST_AUTO_TEST_CASE(cpu_only_placement) {
+  Topology t = load("coral-lassen.xml");
+  // No GPUs: pack fills NUMA domains in order (task j -> domain j*2/4: 0,0,8,8), spread deals
+  // them round-robin (0,8,0,8). Tasks sharing a domain split its 20 cores. The NIC is one in
+  // the task's NUMA node, least used first.
+  check(run(t, 4, Policy::pack, std::vector<int>{}), {{{}, "8-47", {0}, {"mlx5_0"}},
+                                                     {{}, "48-87", {0}, {"mlx5_1"}},
+                                                     {{}, "96-135", {8}, {"mlx5_2"}},
+                                                     {{}, "136-175", {8}, {"mlx5_3"}}});
+  check(run(t, 4, Policy::spread, std::vector<int>{}), {{{}, "8-47", {0}, {"mlx5_0"}},
+                                                       {{}, "96-135", {8}, {"mlx5_2"}},
+                                                       {{}, "48-87", {0}, {"mlx5_1"}},
+                                                       {{}, "136-175", {8}, {"mlx5_3"}}});
+  // Only package 1 allowed: only NUMA P#8 intersects, both tasks share it.
+  check(run(t, 2, Policy::pack, std::vector<int>{}, CpuSet::range(96, 175)),
+        {{{}, "96-135", {8}, {"mlx5_2"}}, {{}, "136-175", {8}, {"mlx5_3"}}});
+}
+
+// ---------------------------------------------------------------------------------------
+// NVLink and NVSwitch machines
+// ---------------------------------------------------------------------------------------
+
+BOOST_AUTO_TEST_CASE(power8_pack_groups_nvlink_pairs) {
+  Topology t = load("power8gpudistances.xml");
+  // Chain from 0: GPU1 is NV2, GPU2/3 SYS -> 1; from 1: 2, 3 both SYS -> 2; then 3.
+  // {0,1} and {2,3} are the NVLink pairs, each on its own package. No NICs in the export.
+  check(run(t, 2, Policy::pack), {{{0, 1}, "0-1,8-9,16-17,24-25", {0}, {}},
+                                  {{2, 3}, "80-81,88-89,96-97,104-105", {1}, {}}});
+  // 4 tasks: two per package, 2 cores (of 2 PUs) each.
+  check(run(t, 4, Policy::pack), {{{0}, "0-1,8-9", {0}, {}},
+                                  {{1}, "16-17,24-25", {0}, {}},
+                                  {{2}, "80-81,88-89", {1}, {}},
+                                  {{3}, "96-97,104-105", {1}, {}}});
+}
+
+BOOST_AUTO_TEST_CASE(power8_spread_ignores_nvlink) {
+  Topology t = load("power8gpudistances.xml");
+  // PCIe only: GPU0-GPU1 NODE, GPU0-GPU2/3 SYS. From 0: 2 (SYS, lowest); then from {0,2}: 1
+  // and 3 are each NODE to one of them -> 1; then 3. Order 0,2,1,3: {0,2} and {1,3}.
+  // Both homes are the whole machine, split in two blocks of 4 cores: package 0 and package 1.
+  check(run(t, 2, Policy::spread), {{{0, 2}, "0-1,8-9,16-17,24-25", {0}, {}},
+                                    {{1, 3}, "80-81,88-89,96-97,104-105", {1}, {}}});
+}
+
+BOOST_AUTO_TEST_CASE(dgx2_pack_16_tasks) {
+  Topology t = load("nvidiaDGX2.xml");
+  // Every pair is NV6 (NVSwitch): the chain is 0,1,...,15 (ties by lowest index), one GPU
+  // per task. GPUs 0-7 share home {0,1}: 2 PUs for 8 tasks, so tasks share PUs round-robin
+  // (placement.cpp: "more tasks than PUs"): 0,1,0,1,... GPUs 8-15: 24,25,24,25,...
+  NodePlacement np = run(t, 16, Policy::pack);
+  std::vector<Exp> exp;
+  for (int j = 0; j < 16; ++j) {
+    std::string cpu = j < 8 ? std::to_string(j % 2) : std::to_string(24 + j % 2);
+    exp.push_back({{j}, cpu, {j < 8 ? 0 : 1}, {}});
+  }
+  check(np, exp);
+}
+
+BOOST_AUTO_TEST_CASE(dgx2_pack_4_tasks_of_4) {
+  Topology t = load("nvidiaDGX2.xml");
+  // Chain 0..15, slices of 4: {0-3}, {4-7} on package 0 ({0,1}), {8-11}, {12-15} on package 1.
+  // Two tasks share each package's 2 cores: one core each.
+  check(run(t, 4, Policy::pack), {{{0, 1, 2, 3}, "0", {0}, {}},
+                                  {{4, 5, 6, 7}, "1", {0}, {}},
+                                  {{8, 9, 10, 11}, "24", {1}, {}},
+                                  {{12, 13, 14, 15}, "25", {1}, {}}});
+}
+
+// ---------------------------------------------------------------------------------------
+// Other machines
+// ---------------------------------------------------------------------------------------
+
+BOOST_AUTO_TEST_CASE(cts1_pack_2_tasks_share_one_nic) {
+  Topology t = load("cts1-pascal.xml");
+  // Both GPUs and mlx5_0 are in package 0 (PUs 0-17,36-53): 18 cores, 9 each.
+  // Core c = PUs c and c+36. One NIC: both tasks use it.
+  check(run(t, 2, Policy::pack), {{{0}, "0-8,36-44", {0}, {"mlx5_0"}}, {{1}, "9-17,45-53", {0}, {"mlx5_0"}}});
+}
+
+BOOST_AUTO_TEST_CASE(epyc_spread_4_tasks) {
+  Topology t = load("epyc-corona.xml");
+  // All GPU pairs are SYS (each GPU in its own NUMA node): spread order = 0,1,2,3 (ties by
+  // lowest index). Each task alone on its GPU's NUMA node. The only NIC, mlx5_0, serves all.
+  check(run(t, 4, Policy::spread), {{{0}, "6-11,54-59", {1}, {"mlx5_0"}},
+                                    {{1}, "12-17,60-65", {2}, {"mlx5_0"}},
+                                    {{2}, "30-35,78-83", {5}, {"mlx5_0"}},
+                                    {{3}, "42-47,90-95", {7}, {"mlx5_0"}}});
+}
+
+BOOST_AUTO_TEST_CASE(nic_balancing) {
+  Topology t = load("coral-lassen.xml");
+  // GPU0 and GPU1 are both NODE to mlx5_0 and mlx5_1: the two GPUs get different NICs, in one
+  // task or in two.
+  NodePlacement one = run(t, 1, Policy::pack, std::vector<int>{0, 1});
+  BOOST_TEST_REQUIRE(one.tasks.size() == 1u);
+  BOOST_TEST(one.tasks[0].nics == (std::vector<std::string>{"mlx5_0", "mlx5_1"}), boost::test_tools::per_element());
+  NodePlacement two = run(t, 2, Policy::pack, std::vector<int>{0, 1});
+  BOOST_TEST_REQUIRE(two.tasks.size() == 2u);
+  BOOST_TEST(two.tasks[0].nics == std::vector<std::string>{"mlx5_0"}, boost::test_tools::per_element());
+  BOOST_TEST(two.tasks[1].nics == std::vector<std::string>{"mlx5_1"}, boost::test_tools::per_element());
+  // GPU3 alone: mlx5_2 and mlx5_3 tie (NODE), both unused -> the lower index.
+  NodePlacement g3 = run(t, 1, Policy::pack, std::vector<int>{3});
+  BOOST_TEST(g3.tasks[0].nics == std::vector<std::string>{"mlx5_2"}, boost::test_tools::per_element());
+}
+
+BOOST_AUTO_TEST_CASE(policy_none_leaves_tasks_empty) {
+  Topology t = load("coral-lassen.xml");
+  NodePlacement np = run(t, 3, Policy::none);
+  BOOST_TEST(np.policy == "none");
+  BOOST_TEST_REQUIRE(np.tasks.size() == 3u);
+  for (int j = 0; j < 3; ++j) {
+    BOOST_TEST(np.tasks[j].task == j);
+    BOOST_TEST(np.tasks[j].gpus.empty());
+    BOOST_TEST(np.tasks[j].cpus.empty());
+    BOOST_TEST(np.tasks[j].nics.empty());
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Invalid requests
+// ---------------------------------------------------------------------------------------
+
+BOOST_AUTO_TEST_CASE(invalid_requests) {
+  Topology t = load("coral-lassen.xml");
+  BOOST_CHECK_THROW(run(t, 0, Policy::pack), sluice::InvalidArgument);
+  BOOST_CHECK_THROW(run(t, -3, Policy::spread), sluice::InvalidArgument);
+  BOOST_CHECK_THROW(run(t, 0, Policy::none), sluice::InvalidArgument);
+  // Lassen has GPUs 0-3.
+  BOOST_CHECK_THROW(run(t, 1, Policy::pack, std::vector<int>{4}), sluice::InvalidArgument);
+  BOOST_CHECK_THROW(run(t, 1, Policy::pack, std::vector<int>{-1}), sluice::InvalidArgument);
+  BOOST_CHECK_THROW(run(t, 2, Policy::pack, std::vector<int>{1, 1}), sluice::InvalidArgument);
+  BOOST_CHECK_THROW(run(t, 2, Policy::spread, std::vector<int>{0, 2, 0}), sluice::InvalidArgument);
+  try {
+    run(t, 1, Policy::pack, std::vector<int>{7});
+    BOOST_FAIL("no exception");
+  } catch (const sluice::InvalidArgument& e) {
+    BOOST_TEST(std::string(e.what()).find('7') != std::string::npos);  // names the bad index
+  }
+  // A machine without GPUs in its request is fine, one with GPUs that it lacks is not.
+  Topology p8 = load("power8gpudistances.xml");
+  BOOST_CHECK_THROW(run(p8, 1, Policy::pack, std::vector<int>{0, 4}), sluice::InvalidArgument);
+}
+
+// ---------------------------------------------------------------------------------------
+// emulate_cpus
+// ---------------------------------------------------------------------------------------
+
+BOOST_AUTO_TEST_CASE(emulate_onto_two_cpus) {
+  Topology t = load("coral-lassen.xml");
+  const CpuSet all = t.cpus(), real = CpuSet::parse("0-1");
+  // 160 topology PUs, 2 real CPUs: PU k (k-th in OS order) -> real[k*2/160]: the first 80
+  // (8-87, package 0) -> 0, the last 80 (96-175, package 1) -> 1.
+  BOOST_TEST(sluice::emulate_cpus(all, CpuSet::range(8, 47), real).to_string() == "0");
+  BOOST_TEST(sluice::emulate_cpus(all, CpuSet::range(8, 87), real).to_string() == "0");
+  BOOST_TEST(sluice::emulate_cpus(all, CpuSet::range(96, 135), real).to_string() == "1");
+  BOOST_TEST(sluice::emulate_cpus(all, CpuSet::range(136, 175), real).to_string() == "1");
+  BOOST_TEST(sluice::emulate_cpus(all, CpuSet::parse("87,96"), real).to_string() == "0-1");
+  BOOST_TEST(sluice::emulate_cpus(all, all, real).to_string() == "0-1");
+  // Real CPUs need not start at 0 nor be contiguous.
+  BOOST_TEST(sluice::emulate_cpus(all, CpuSet::range(96, 99), CpuSet::parse("5,9")).to_string() == "9");
+  BOOST_TEST(sluice::emulate_cpus(all, CpuSet::range(8, 11), CpuSet::parse("5,9")).to_string() == "5");
+  BOOST_TEST(sluice::emulate_cpus(all, CpuSet::range(8, 11), CpuSet{}).empty());
+}
+
+BOOST_AUTO_TEST_CASE(emulate_onto_three_cpus) {
+  Topology t = load("coral-lassen.xml");
+  const CpuSet all = t.cpus(), real = CpuSet::parse("4-6");
+  // k*3/160: k 0..53 -> 4, 54..106 -> 5, 107..159 -> 6. k-th PU: 8+k for k < 80, k+16 after.
+  // So PUs 8-61 -> 4, 62-87 and 96-122 -> 5, 123-175 -> 6.
+  BOOST_TEST(sluice::emulate_cpus(all, CpuSet::range(8, 61), real).to_string() == "4");
+  BOOST_TEST(sluice::emulate_cpus(all, CpuSet::parse("61-62"), real).to_string() == "4-5");
+  BOOST_TEST(sluice::emulate_cpus(all, CpuSet::parse("62-87,96-122"), real).to_string() == "5");
+  BOOST_TEST(sluice::emulate_cpus(all, CpuSet::parse("122-123"), real).to_string() == "5-6");
+  BOOST_TEST(sluice::emulate_cpus(all, CpuSet::range(123, 175), real).to_string() == "6");
+  // Lassen pack 4 tasks (8-47, 48-87, 96-135, 136-175) onto 3 CPUs: 4, 4-5, 5-6, 6.
+  BOOST_TEST(sluice::emulate_cpus(all, CpuSet::range(48, 87), real).to_string() == "4-5");
+  BOOST_TEST(sluice::emulate_cpus(all, CpuSet::range(96, 135), real).to_string() == "5-6");
+}

@@ -1,0 +1,87 @@
+// plugstack.conf arguments of the SPANK plugin.
+#define BOOST_TEST_MODULE plugin_config
+#include <boost/test/unit_test.hpp>
+
+#include "plugin_config.hpp"
+
+#include <sluice/common/error.hpp>
+
+#include <string>
+#include <vector>
+
+using sluice::Policy;
+using sluice::spank::CpuEmulation;
+using sluice::spank::parse_plugin_args;
+using sluice::spank::PluginConfig;
+
+namespace {
+
+// Parsing `args` throws InvalidArgument whose message contains each of `fragments`.
+void expect_invalid(const std::vector<std::string>& args, const std::vector<std::string>& fragments) {
+  try {
+    (void)parse_plugin_args(args);
+    BOOST_ERROR("no exception for " << args.back());
+  } catch (const sluice::InvalidArgument& e) {
+    std::string msg = e.what();
+    for (const std::string& f : fragments)
+      BOOST_TEST_CONTEXT("message '" << msg << "' names '" << f << "'") { BOOST_TEST(msg.find(f) != std::string::npos); }
+  } catch (const std::exception& e) {
+    BOOST_ERROR("wrong exception type for " << args.back() << ": " << e.what());
+  }
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(defaults) {
+  PluginConfig c = parse_plugin_args({});
+  BOOST_TEST((c.default_policy == Policy::none));  // jobs without --gpu-topo are left alone
+  BOOST_TEST(c.topology_xml.empty());              // discover this machine
+  BOOST_TEST((c.cpu_emulation == CpuEmulation::none));
+}
+
+BOOST_AUTO_TEST_CASE(valid_keys) {
+  PluginConfig c = parse_plugin_args(
+      {"default_policy=pack", "topology_xml=/etc/sluice/coral-lassen.xml", "cpu_emulation=block"});
+  BOOST_TEST((c.default_policy == Policy::pack));
+  BOOST_TEST(c.topology_xml == "/etc/sluice/coral-lassen.xml");
+  BOOST_TEST((c.cpu_emulation == CpuEmulation::block));
+
+  BOOST_TEST((parse_plugin_args({"default_policy=spread"}).default_policy == Policy::spread));
+  BOOST_TEST((parse_plugin_args({"default_policy=none"}).default_policy == Policy::none));
+  BOOST_TEST((parse_plugin_args({"cpu_emulation=none"}).cpu_emulation == CpuEmulation::none));
+  // Only the given key changes.
+  PluginConfig p = parse_plugin_args({"default_policy=spread"});
+  BOOST_TEST(p.topology_xml.empty());
+  BOOST_TEST((p.cpu_emulation == CpuEmulation::none));
+  // A later argument overrides an earlier one.
+  BOOST_TEST((parse_plugin_args({"default_policy=pack", "default_policy=spread"}).default_policy == Policy::spread));
+  // The value is everything after the first '='.
+  BOOST_TEST(parse_plugin_args({"topology_xml=/opt/a=b.xml"}).topology_xml == "/opt/a=b.xml");
+}
+
+BOOST_AUTO_TEST_CASE(unknown_key) {
+  expect_invalid({"policy=pack"}, {"policy=pack", "default_policy"});  // names it, lists valid keys
+  expect_invalid({"default_policy=pack", "verbose=1"}, {"verbose=1"});
+  expect_invalid({"Default_Policy=pack"}, {"Default_Policy=pack"});
+}
+
+BOOST_AUTO_TEST_CASE(missing_value) {
+  expect_invalid({"default_policy"}, {"default_policy"});
+  expect_invalid({"default_policy="}, {"default_policy="});
+  expect_invalid({"topology_xml="}, {"topology_xml"});
+  expect_invalid({"cpu_emulation"}, {"cpu_emulation"});
+  expect_invalid({""}, {"plugstack.conf"});
+}
+
+BOOST_AUTO_TEST_CASE(relative_topology_xml) {
+  expect_invalid({"topology_xml=coral-lassen.xml"}, {"topology_xml", "coral-lassen.xml"});
+  expect_invalid({"topology_xml=./etc/x.xml"}, {"topology_xml", "./etc/x.xml"});
+  expect_invalid({"topology_xml=~/x.xml"}, {"topology_xml", "~/x.xml"});
+}
+
+BOOST_AUTO_TEST_CASE(bad_values) {
+  expect_invalid({"default_policy=tight"}, {"default_policy", "tight"});
+  expect_invalid({"default_policy=PACK"}, {"default_policy", "PACK"});
+  expect_invalid({"cpu_emulation=cyclic"}, {"cpu_emulation", "cyclic"});
+  expect_invalid({"cpu_emulation=yes"}, {"cpu_emulation", "yes"});
+}

@@ -1,0 +1,93 @@
+#define BOOST_TEST_MODULE topology_snapshot
+#include <boost/test/unit_test.hpp>
+
+#include <sluice/common/error.hpp>
+#include <sluice/common/placement.hpp>
+#include <sluice/common/topology.hpp>
+
+#include <string>
+#include <vector>
+
+using namespace sluice;
+using topo::DeviceRef;
+using topo::Topology;
+
+namespace {
+
+const std::vector<std::string> kTopologies = {"coral-lassen.xml", "cts1-pascal.xml", "epyc-corona.xml",
+                                              "nvidiaDGX2.xml", "power8gpudistances.xml",
+                                              "32em64t-2n8c2t-pci-normalio.xml"};
+
+std::string xml(const std::string& name) { return std::string(SLUICE_TOPOLOGIES) + "/" + name; }
+
+}  // namespace
+
+// A snapshot must answer every question exactly as the hwloc topology it came from.
+BOOST_AUTO_TEST_CASE(snapshot_round_trip_is_exact_for_every_topology) {
+  for (const auto& name : kTopologies) {
+    BOOST_TEST_CONTEXT(name) {
+      Topology a = Topology::from_xml(xml(name));
+      Topology b = Topology::from_snapshot(a.to_snapshot());
+      BOOST_TEST(b.source() == a.source());
+      BOOST_TEST(b.cpus().to_string() == a.cpus().to_string());
+      BOOST_REQUIRE(b.cores().size() == a.cores().size());
+      for (std::size_t c = 0; c < a.cores().size(); ++c) BOOST_TEST(b.cores()[c].to_string() == a.cores()[c].to_string());
+      BOOST_TEST(b.shape().sockets == a.shape().sockets);
+      BOOST_TEST(b.shape().threads_per_core == a.shape().threads_per_core);
+      BOOST_REQUIRE(b.gpus().size() == a.gpus().size());
+      BOOST_REQUIRE(b.nics().size() == a.nics().size());
+      BOOST_TEST(b.numa_nodes().size() == a.numa_nodes().size());
+      for (std::size_t i = 0; i < a.gpus().size(); ++i) {
+        BOOST_TEST(b.gpus()[i].pci.to_string() == a.gpus()[i].pci.to_string());
+        BOOST_TEST(b.gpus()[i].cpus.to_string() == a.gpus()[i].cpus.to_string());
+        BOOST_TEST(b.gpus()[i].numa == a.gpus()[i].numa, boost::test_tools::per_element());
+        BOOST_TEST(int(b.gpus()[i].vendor) == int(a.gpus()[i].vendor));
+      }
+      for (std::size_t i = 0; i < a.nics().size(); ++i) {
+        BOOST_TEST(b.nics()[i].name == a.nics()[i].name);
+        BOOST_TEST(b.nics()[i].port == a.nics()[i].port);
+      }
+      std::vector<DeviceRef> devs;
+      for (std::size_t i = 0; i < a.gpus().size(); ++i) devs.push_back(DeviceRef::gpu(int(i)));
+      for (std::size_t i = 0; i < a.nics().size(); ++i) devs.push_back(DeviceRef::nic(int(i)));
+      for (auto x : devs)
+        for (auto y : devs)
+          for (bool nv : {true, false}) BOOST_TEST(b.path(x, y, nv).to_string() == a.path(x, y, nv).to_string());
+      for (auto policy : {Policy::pack, Policy::spread}) {
+        PlacementRequest req;
+        req.tasks = std::max<int>(1, int(a.gpus().size()));
+        req.policy = policy;
+        BOOST_TEST(place(b, req).to_json() == place(a, req).to_json());
+      }
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(malformed_snapshots_are_refused_with_a_reason) {
+  std::string good = Topology::from_xml(xml("coral-lassen.xml")).to_snapshot();
+  BOOST_CHECK_THROW(Topology::from_snapshot("not json"), TopologyError);
+  BOOST_CHECK_THROW(Topology::from_snapshot("{}"), TopologyError);
+  BOOST_CHECK_THROW(Topology::from_snapshot(R"({"format":"sluice-topology","version":9})"), TopologyError);
+  // Truncated: the writer died half way.
+  BOOST_CHECK_THROW(Topology::from_snapshot(good.substr(0, good.size() / 2)), TopologyError);
+  // A path class nobody knows.
+  std::string bad = good;
+  bad.replace(bad.find("\"PIX\""), 5, "\"PIQ\"");
+  try {
+    Topology::from_snapshot(bad);
+    BOOST_FAIL("no exception");
+  } catch (const TopologyError& e) {
+    BOOST_TEST(std::string(e.what()).find("PIQ") != std::string::npos);
+  }
+}
+
+// Under spread, a task's GPUs come from different sockets, but CUDA numbers them in PCI
+// order: the record lists them that way so CUDA device 0 is the task's lowest GPU.
+BOOST_AUTO_TEST_CASE(task_gpus_are_listed_in_pci_order) {
+  Topology t = Topology::from_xml(xml("coral-lassen.xml"));
+  PlacementRequest req;
+  req.tasks = 1;
+  req.policy = Policy::spread;
+  NodePlacement np = place(t, req);
+  BOOST_TEST(np.tasks[0].gpus == (std::vector<int>{0, 1, 2, 3}), boost::test_tools::per_element());
+}
