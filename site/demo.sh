@@ -30,7 +30,7 @@ source "$state/env.sh"
 
 echo
 echo "== The node's topology, as sluice sees it (sluice-topo show)"
-"$prefix/bin/sluice-topo" show --xml "$(sed -n 's/.*topology_xml=\([^ ]*\).*/\1/p' "$state/plugstack.conf")"
+"$prefix/bin/sluice-topo" show --xml "$(sed -n 's/^\(required\|optional\) .*topology_xml=\([^ ]*\).*/\2/p' "$state/plugstack.conf")"
 
 echo
 echo "== Submitting examples/placement.sbatch"

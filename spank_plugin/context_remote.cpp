@@ -64,26 +64,20 @@ bool is_task_step(spank_t sp) {
   return step != SLURM_BATCH_SCRIPT && step != SLURM_EXTERN_CONT && step != SLURM_INTERACTIVE_STEP;
 }
 
-}  // namespace
-
-int remote_user_init(spank_t sp) {
-  PluginState& s = state();
-  s.placing = false;
-  if (s.policy() == Policy::none || !is_task_step(sp)) return 0;
+// Loads the topology (the costly part: once per step) and checks it against the CPUs
+// slurmstepd may use, which are the step's allocation (slurmstepd runs in its cpuset).
+void prepare_step(PluginState& s) {
   LoadedTopology loaded = load_topology(s.config);
   slurm_debug("sluice: topology of %s read from %s", loaded.topology.source().c_str(),
               loaded.from_snapshot ? "slurmd's snapshot" : "its source (no valid snapshot)");
   s.topology = std::move(loaded.topology);
-  // slurmstepd runs inside the step's cpuset, so its affinity is what Slurm allocated.
   s.step_cpus = current_affinity();
   check_cpus_match(*s.topology, s.step_cpus, s.config.cpu_emulation);
   s.placing = true;
-  return 0;
 }
 
-int remote_task_init(spank_t sp) {
-  PluginState& s = state();
-  if (!s.placing) return 0;
+// Computes the node's placement (cheap, identical in every task) and applies this task's.
+int place_task(spank_t sp, const PluginState& s) {
   std::uint32_t local_tasks = 0;
   int task = 0;
   if (spank_get_item(sp, S_JOB_LOCAL_TASK_COUNT, &local_tasks) != ESPANK_SUCCESS ||
@@ -98,6 +92,30 @@ int remote_task_init(spank_t sp) {
       throw Error("cannot set " + name + " in the task's environment");
   bind_to(setup.bind);
   return 0;
+}
+
+}  // namespace
+
+int remote_user_init(spank_t sp) {
+  PluginState& s = state();
+  s.placing = false;
+  s.failure.clear();
+  if (s.policy() == Policy::none || !is_task_step(sp)) return 0;
+  try {
+    prepare_step(s);
+  } catch (const std::exception& e) {
+    // Said once here; each task then fails in task_init (see PluginState::failure).
+    s.failure = e.what();
+    slurm_error("sluice: cannot place this step's tasks: %s", e.what());
+  }
+  return 0;
+}
+
+int remote_task_init(spank_t sp) {
+  PluginState& s = state();
+  if (!s.failure.empty()) return -1;  // required: the task exits 1; optional: it runs unplaced
+  if (!s.placing) return 0;
+  return place_task(sp, s);
 }
 
 }  // namespace sluice::spank

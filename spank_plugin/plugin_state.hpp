@@ -23,6 +23,9 @@ struct PluginState {
   std::optional<topo::Topology> topology; // loaded once per step in user_init
   CpuSet step_cpus;                       // CPUs slurmstepd may use: the step's allocation
   bool placing = false;                   // user_init decided to place this step's tasks
+  // Why user_init could not place this step. Reported once there; each task then fails
+  // in task_init, because Slurm 22.05's srun exits 0 when a step fails in user_init.
+  std::string failure;
 
   Policy policy() const { return requested.value_or(config.default_policy); }
 };

@@ -5,7 +5,7 @@
 # Usage: test_placement.sh WHEREAMI WORKDIR   (SLURM_CONF and the Open MPI variables from
 # the cluster's env.sh must be in the environment, see site/devcluster/sluice-devcluster)
 set -uo pipefail
-whereami=${1:?usage: test_placement.sh WHEREAMI WORKDIR}
+whereami=$(realpath -e "${1:?usage: test_placement.sh WHEREAMI WORKDIR}") || exit 1
 work=${2:?usage: test_placement.sh WHEREAMI WORKDIR}
 here=$(cd "$(dirname "$0")" && pwd)
 mkdir -p "$work" && chmod 1777 "$work"
@@ -84,6 +84,45 @@ if id sluice >/dev/null 2>&1; then
   echo "$out" | sed 's/^/  | /'
   check "user 'sluice' gets one GPU and its NIC per task" test "$out" = $'0 0 mlx5_0:1\n1 1 mlx5_1:1\n2 2 mlx5_2:1\n3 3 mlx5_3:1'
 fi
+
+# 7. plugstack.conf variants; slurmstepd and srun read the file at every step.
+plugstack=$(sed -n 's/^PlugStackConfig=//p' "$SLURM_CONF")
+saved_plugstack=$(mktemp)
+cp "$plugstack" "$saved_plugstack"
+trap 'cp "$saved_plugstack" "$plugstack"; rm -f "$saved_plugstack"' EXIT
+with_plugstack() {  # with_plugstack SED_EXPR: rewrites the plugin line
+  sed -E "$1" "$saved_plugstack" >"$plugstack"
+}
+
+# 7a. A real cluster (no emulation) whose topology is another machine's: Lassen's CPUs are
+#     8-87,96-175, this machine's are not. required: the step fails with the reason.
+with_plugstack 's/cpu_emulation=block/cpu_emulation=none/'
+out=$(timeout 120 srun -N1 -n2 --gres=gpu:2 --gpu-topo=pack bash -c 'echo TASK-RAN' 2>&1)
+rc=$?
+echo "$out" | sed 's/^/  | /'
+check "required + topology of another machine: step fails (rc $rc), no task ran" \
+  bash -c "[[ $rc -ne 0 ]] && ! grep -q TASK-RAN <<<\"\$0\"" "$out"
+check "the reason is said once per step, not once per task" \
+  test "$(grep -c 'cannot place this step' <<<"$out")" -eq 1
+check "the message says the topology does not describe this node" \
+  grep -q "does not describe this node: Slurm lets this step use CPUs" <<<"$out"
+
+# 7b. The same with optional: the job runs with Slurm's own binding, and says why.
+with_plugstack 's/cpu_emulation=block/cpu_emulation=none/; s/^required /optional /'
+out=$(timeout 120 srun -N1 -n1 --gres=gpu:2 --gpu-topo=pack bash -c 'echo "placement=${SLUICE_PLACEMENT:-unset}"' 2>&1)
+rc=$?
+echo "$out" | sed 's/^/  | /'
+check "optional + topology of another machine: the task runs unplaced (rc $rc)" \
+  bash -c "[[ $rc -eq 0 ]] && grep -q 'placement=unset' <<<\"\$0\" && grep -q 'does not describe this node' <<<\"\$0\"" "$out"
+
+# 7c. An unknown plugstack.conf argument is an error at load, naming it.
+with_plugstack 's/^(required [^ ]+)/\1 colour=blue/'
+out=$(timeout 60 srun -N1 -n1 true 2>&1)
+rc=$?
+echo "$out" | sed 's/^/  | /'
+check "unknown plugstack argument: srun fails (rc $rc) naming it" \
+  bash -c "[[ $rc -ne 0 ]] && grep -q \"unknown plugstack.conf argument 'colour=blue'\" <<<\"\$0\"" "$out"
+cp "$saved_plugstack" "$plugstack"
 
 echo "$passed passed, $failed failed"
 [[ $failed -eq 0 ]]
