@@ -6,9 +6,13 @@
 #include <sluice/jobrt.hpp>
 
 #include <mpi.h>
+#ifdef SLUICE_WHEREAMI_CUDA
+#include <cuda_runtime_api.h>
+#endif
 #include <sched.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -59,6 +63,31 @@ void expect_eq(std::vector<std::string>& problems, const std::string& what, cons
   if (got != want) problems.push_back(what + " is '" + got + "', expected '" + want + "'");
 }
 
+#ifdef SLUICE_WHEREAMI_CUDA
+// CUDA device i of this task must be the i-th GPU of its placement (same PCI address).
+// Without a usable GPU (a dev cluster, a login node) there is nothing to check.
+std::string check_cuda_devices(const sluice::TaskPlacement& me, std::vector<std::string>& problems) {
+  int n = 0;
+  if (cudaGetDeviceCount(&n) != cudaSuccess) return "CUDA: no usable device, device check skipped";
+  if (n != int(me.gpu_pci.size())) {
+    problems.push_back("CUDA sees " + std::to_string(n) + " device(s), the placement gives " +
+                       std::to_string(me.gpu_pci.size()));
+    return "CUDA: device count differs";
+  }
+  for (int i = 0; i < n; ++i) {
+    char bus[32] = {};
+    if (cudaDeviceGetPCIBusId(bus, sizeof bus, i) != cudaSuccess) {
+      problems.push_back("cudaDeviceGetPCIBusId failed for device " + std::to_string(i));
+      continue;
+    }
+    std::string got = bus;  // "0000:04:00.0", possibly upper case
+    for (char& c : got) c = char(std::tolower(static_cast<unsigned char>(c)));
+    if (got != me.gpu_pci[i]) problems.push_back("CUDA device " + std::to_string(i) + " is " + got + ", placement says " + me.gpu_pci[i]);
+  }
+  return "CUDA: " + std::to_string(n) + " device(s) match the placement";
+}
+#endif
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -104,6 +133,9 @@ int main(int argc, char** argv) {
       // What the process has must match the record.
       if (!me.bound_cpus.empty()) expect_eq(problems, "CPU affinity", affinity(), me.bound_cpus);
       if (!me.nics.empty()) expect_eq(problems, "UCX_NET_DEVICES", ucx_devices_without_ports(env("UCX_NET_DEVICES")), join(me.nics));
+#ifdef SLUICE_WHEREAMI_CUDA
+      line += " | " + check_cuda_devices(me, problems);
+#endif
       if (!expect_file.empty()) {
         std::ifstream in(expect_file);
         if (!in) throw std::runtime_error("cannot read " + expect_file);

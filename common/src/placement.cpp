@@ -223,6 +223,7 @@ NodePlacement place(const Topology& t, const PlacementRequest& req) {
   for (int j = 0; j < n; ++j) {
     TaskPlacement& tp = np.tasks[j];
     tp.gpus = task_gpus[j];
+    for (int gi : tp.gpus) tp.gpu_pci.push_back(t.gpus()[gi].pci.to_string());
     tp.nics = pick_nics(t, tp.gpus, tp.numa, nic_use);
   }
   return np;

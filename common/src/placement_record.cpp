@@ -12,6 +12,7 @@ std::string NodePlacement::to_json() const {
   ordered tasks_json = ordered::array();
   for (const TaskPlacement& t : tasks) {
     ordered j{{"task", t.task}, {"gpus", t.gpus}, {"nics", t.nics}, {"cpus", t.cpus}, {"numa", t.numa}};
+    if (!t.gpu_pci.empty()) j["gpu_pci"] = t.gpu_pci;
     if (!t.bound_cpus.empty()) j["bound_cpus"] = t.bound_cpus;
     tasks_json.push_back(std::move(j));
   }
@@ -38,6 +39,7 @@ NodePlacement NodePlacement::from_json(std::string_view text) {
       TaskPlacement t;
       t.task = j.at("task").get<int>();
       t.gpus = j.value("gpus", std::vector<int>{});
+      t.gpu_pci = j.value("gpu_pci", std::vector<std::string>{});
       t.nics = j.value("nics", std::vector<std::string>{});
       t.cpus = j.value("cpus", "");
       t.numa = j.value("numa", std::vector<int>{});

@@ -20,9 +20,11 @@ NodePlacement sample() {
   np.policy = "pack";
   np.topology = "/etc/sluice/coral-lassen.xml";
   np.cpu_mode = "emulated";
-  np.tasks.push_back({0, {0, 1}, {"mlx5_0"}, "0-19", {0}, "0"});
-  np.tasks.push_back({1, {2, 3}, {"mlx5_2", "mlx5_3"}, "96-135,140", {8}, ""});
-  np.tasks.push_back({2, {}, {}, "", {}, ""});
+  np.tasks.push_back({.task = 0, .gpus = {0, 1}, .nics = {"mlx5_0"}, .cpus = "0-19", .numa = {0},
+                      .bound_cpus = "0", .gpu_pci = {"0004:04:00.0", "0004:05:00.0"}});
+  np.tasks.push_back({.task = 1, .gpus = {2, 3}, .nics = {"mlx5_2", "mlx5_3"}, .cpus = "96-135,140", .numa = {8},
+                      .bound_cpus = "", .gpu_pci = {}});
+  np.tasks.push_back({.task = 2, .gpus = {}, .nics = {}, .cpus = "", .numa = {}, .bound_cpus = "", .gpu_pci = {}});
   return np;
 }
 
@@ -62,6 +64,7 @@ BOOST_AUTO_TEST_CASE(round_trip) {
       BOOST_TEST(b.tasks[j].cpus == a.tasks[j].cpus);
       BOOST_TEST(b.tasks[j].numa == a.tasks[j].numa, boost::test_tools::per_element());
       BOOST_TEST(b.tasks[j].bound_cpus == a.tasks[j].bound_cpus);
+      BOOST_TEST(b.tasks[j].gpu_pci == a.tasks[j].gpu_pci, boost::test_tools::per_element());
     }
   }
   // And again: the text is stable.
@@ -89,6 +92,7 @@ BOOST_AUTO_TEST_CASE(documented_key_layout) {
   BOOST_TEST(t0.at("cpus") == "0-19");
   BOOST_TEST(t0.at("numa") == nlohmann::json::parse("[0]"));
   BOOST_TEST(t0.at("bound_cpus") == "0");
+  BOOST_TEST(t0.at("gpu_pci") == nlohmann::json::parse(R"(["0004:04:00.0","0004:05:00.0"])"));
   const nlohmann::json& t1 = doc["tasks"][1];
   BOOST_TEST(t1.at("nics") == nlohmann::json::parse(R"(["mlx5_2","mlx5_3"])"));
   BOOST_TEST(t1.at("cpus") == "96-135,140");

@@ -91,3 +91,15 @@ BOOST_AUTO_TEST_CASE(task_gpus_are_listed_in_pci_order) {
   NodePlacement np = place(t, req);
   BOOST_TEST(np.tasks[0].gpus == (std::vector<int>{0, 1, 2, 3}), boost::test_tools::per_element());
 }
+
+// gpu_pci carries each task GPU's PCI address, in the same order as gpus, so a task can
+// check that CUDA device i is the GPU it was given (examples/whereami.cpp does).
+BOOST_AUTO_TEST_CASE(records_carry_gpu_pci_addresses) {
+  Topology t = Topology::from_xml(xml("coral-lassen.xml"));
+  PlacementRequest req;
+  req.tasks = 2;
+  NodePlacement np = place(t, req);
+  // Lassen: GPU0 0004:04:00.0, GPU1 0004:05:00.0 (socket 0); GPU2 0035:03:00.0, GPU3 0035:04:00.0.
+  BOOST_TEST(np.tasks[0].gpu_pci == (std::vector<std::string>{"0004:04:00.0", "0004:05:00.0"}), boost::test_tools::per_element());
+  BOOST_TEST(np.tasks[1].gpu_pci == (std::vector<std::string>{"0035:03:00.0", "0035:04:00.0"}), boost::test_tools::per_element());
+}

@@ -17,6 +17,8 @@ struct TaskPlacement {
   std::string cpus;                // topology OS indices, list syntax ("0-19")
   std::vector<int> numa;           // NUMA nodes (OS index) of those CPUs
   std::string bound_cpus;          // what was applied with sched_setaffinity; "" if not applied
+  std::vector<std::string> gpu_pci; // PCI addresses of `gpus` ("0004:04:00.0"), same order
+  // New fields go last, so aggregate initializers in users' code keep compiling.
 };
 
 struct NodePlacement {
