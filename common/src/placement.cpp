@@ -36,46 +36,38 @@ int pcie_rank(const Topology& t, int a, int b) {
   return t.path(DeviceRef::gpu(a), DeviceRef::gpu(b), /*via_nvlink=*/false).rank();
 }
 
-// pack: a nearest-neighbour chain, so consecutive tasks (ring neighbours) and the GPUs
-// of one task are as close as the machine allows, NVLink first.
-std::vector<int> pack_order(const Topology& t, std::vector<int> gpus) {
+// Orders GPUs greedily from the lowest index: each step appends the unplaced GPU with the
+// lowest cost(order, candidate); ties go to the lowest index.
+template <typename Cost>
+std::vector<int> greedy_order(std::vector<int> gpus, Cost cost) {
   std::vector<int> order;
-  if (gpus.empty()) return order;
-  order.push_back(gpus.front());
-  gpus.erase(gpus.begin());
   while (!gpus.empty()) {
-    int last = order.back();
-    auto best = std::min_element(gpus.begin(), gpus.end(), [&](int x, int y) {
-      int rx = gpu_rank(t, last, x), ry = gpu_rank(t, last, y);
-      return rx != ry ? rx < ry : x < y;
-    });
+    auto best = gpus.begin();
+    if (!order.empty())
+      best = std::min_element(gpus.begin(), gpus.end(), [&](int x, int y) {
+        auto cx = cost(order, x), cy = cost(order, y);
+        return cx != cy ? cx < cy : x < y;
+      });
     order.push_back(*best);
     gpus.erase(best);
   }
   return order;
 }
 
-// spread: farthest-first over the PCIe tree and sockets, so consecutive tasks and the
-// GPUs of one task sit on different switches and sockets.
+// pack: a nearest-neighbour chain, so consecutive tasks (ring neighbours) and the GPUs
+// of one task are as close as the machine allows, NVLink first.
+std::vector<int> pack_order(const Topology& t, std::vector<int> gpus) {
+  return greedy_order(std::move(gpus), [&](const std::vector<int>& order, int g) { return gpu_rank(t, order.back(), g); });
+}
+
+// spread: farthest-first over the PCIe tree and sockets (farthest from the last pick, then
+// from all picks), so consecutive tasks and the GPUs of one task sit apart.
 std::vector<int> spread_order(const Topology& t, std::vector<int> gpus) {
-  std::vector<int> order;
-  if (gpus.empty()) return order;
-  order.push_back(gpus.front());
-  gpus.erase(gpus.begin());
-  while (!gpus.empty()) {
-    auto score = [&](int g) {
-      int sum = 0;
-      for (int p : order) sum += pcie_rank(t, p, g);
-      return std::pair{pcie_rank(t, order.back(), g), sum};
-    };
-    auto best = std::max_element(gpus.begin(), gpus.end(), [&](int x, int y) {
-      auto sx = score(x), sy = score(y);
-      return sx != sy ? sx < sy : x > y;  // max score, then lowest index
-    });
-    order.push_back(*best);
-    gpus.erase(best);
-  }
-  return order;
+  return greedy_order(std::move(gpus), [&](const std::vector<int>& order, int g) {
+    int sum = 0;
+    for (int p : order) sum += pcie_rank(t, p, g);
+    return std::pair{-pcie_rank(t, order.back(), g), -sum};
+  });
 }
 
 // Splits `cpus` fairly among `n` tasks: whole cores when there are enough, else PUs.

@@ -67,7 +67,11 @@ int main(int argc, char** argv) {
   gres->add_option("--nodes", nodes, "NodeName= to put on every line, e.g. 'gpu[01-64]'");
   gres->add_option("--device-dir", device_dir, "directory of the device files File= names (default /dev)");
 
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : 2;  // --help is a "parse error" that exits 0
+  }
   try {
     sluice::topo::Topology topo = load(xml);
     if (*show) {
