@@ -88,8 +88,11 @@ TaskSetup plan_task(const topo::Topology& t, const PluginConfig& cfg, Policy pol
     bool renumbered = !step_has[int(topo::GpuVendor::amd)] && slurm_cvd.size() == sorted_gpus.size();
     cuda.push_back(renumbered ? slurm_cvd[pos] : std::to_string(gpu.vendor_index));
   }
-  if (step_has[int(topo::GpuVendor::nvidia)]) s.env.emplace_back("CUDA_VISIBLE_DEVICES", join(cuda));
-  if (step_has[int(topo::GpuVendor::amd)]) s.env.emplace_back("ROCR_VISIBLE_DEVICES", join(rocr));
+  const bool nvidia = step_has[int(topo::GpuVendor::nvidia)], amd = step_has[int(topo::GpuVendor::amd)];
+  if (nvidia) s.env.emplace_back("CUDA_VISIBLE_DEVICES", join(cuda));
+  if (amd) s.env.emplace_back("ROCR_VISIBLE_DEVICES", join(rocr));
+  // Slurm sets GPU_DEVICE_ORDINAL (OpenCL, ROCm) to the same list; keep it consistent.
+  if (nvidia != amd) s.env.emplace_back("GPU_DEVICE_ORDINAL", join(nvidia ? cuda : rocr));
 
   std::vector<std::string> ucx, hca;
   bool ethernet = false;

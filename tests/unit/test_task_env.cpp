@@ -158,6 +158,8 @@ BOOST_AUTO_TEST_CASE(lassen_pack_emulated_on_two_cpus) {
       // GPU j for task j; Lassen has NVIDIA GPUs only, CUDA index = vendor index.
       BOOST_TEST(env(s, "CUDA_VISIBLE_DEVICES").value_or("<unset>") == std::to_string(task));
       BOOST_TEST(!env(s, "ROCR_VISIBLE_DEVICES").has_value());
+      // Slurm's GPU_DEVICE_ORDINAL follows the same list on a single-vendor node.
+      BOOST_TEST(env(s, "GPU_DEVICE_ORDINAL").value_or("<unset>") == std::to_string(task));
       // mlx5_j, port 1; NCCL's '=' prefix for exact names.
       const std::string nic = "mlx5_" + std::to_string(task) + ":1";
       BOOST_TEST(env(s, "UCX_NET_DEVICES").value_or("<unset>") == nic);
@@ -263,6 +265,7 @@ BOOST_AUTO_TEST_CASE(amd_gpus_use_rocr_visible_devices) {
   TaskSetup s = sluice::spank::plan_task(t, cfg(CpuEmulation::none), Policy::spread, {0, 1, 2, 3}, 4, 2, t.cpus(),
                                          "corona1", std::nullopt);
   BOOST_TEST(env(s, "ROCR_VISIBLE_DEVICES").value_or("<unset>") == "2");
+  BOOST_TEST(env(s, "GPU_DEVICE_ORDINAL").value_or("<unset>") == "2");
   BOOST_TEST(!env(s, "CUDA_VISIBLE_DEVICES").has_value());
   BOOST_TEST(env(s, "UCX_NET_DEVICES").value_or("<unset>") == "mlx5_0:1");
   // GPU2's NUMA node P#5: PUs 30-35,78-83.
@@ -274,6 +277,8 @@ BOOST_AUTO_TEST_CASE(amd_gpus_use_rocr_visible_devices) {
                                          std::nullopt);
   BOOST_TEST(env(x, "CUDA_VISIBLE_DEVICES").value_or("<unset>") == "2");
   BOOST_TEST(env(x, "ROCR_VISIBLE_DEVICES").value_or("<unset>") == "0");
+  // Two vendors: one ordinal list cannot name both, so it is left as Slurm set it.
+  BOOST_TEST(!env(x, "GPU_DEVICE_ORDINAL").has_value());
   BOOST_TEST(env(x, "UCX_NET_DEVICES").value_or("<unset>") == "mlx5_0:1");
   BOOST_TEST(x.bind.to_string() == "8-15,24-31");  // package 1
 }
