@@ -77,6 +77,17 @@ out=$(srun --gpu-topo=sideways true 2>&1)
 rc=$?
 check "srun --gpu-topo=sideways refused too (rc $rc)" bash -c "[[ $rc -ne 0 ]] && grep -q \"invalid --gpu-topo value 'sideways'\" <<<\"\$0\"" "$out"
 
+# 5b. salloc: the option is refused the same way, and a valid one reaches the srun inside.
+out=$(timeout 60 salloc -N1 --gpu-topo=bogus true 2>&1)
+rc=$?
+check "salloc --gpu-topo=bogus refused (rc $rc)" \
+  bash -c "[[ $rc -ne 0 ]] && grep -q \"invalid --gpu-topo value 'bogus'\" <<<\"\$0\"" "$out"
+out=$(timeout 120 salloc -N2 --ntasks-per-node=4 --gres=gpu:4 --gpu-topo=pack \
+        srun --mpi=pmix "$whereami" --expect "$here/expected/lassen-pack-4.json" 2>&1)
+rc=$?
+echo "$out" | grep -E "placement check|FAIL" | sed 's/^/  | /'
+check "salloc --gpu-topo=pack: the srun inside is placed (rc $rc)" grep -q "placement check: 8 of 8 ranks passed" <<<"$out"
+
 # 6. Jobs of an unprivileged user are placed the same way.
 if id sluice >/dev/null 2>&1; then
   out=$(cd "$work" && timeout 120 runuser -u sluice -- env SLURM_CONF="$SLURM_CONF" \
