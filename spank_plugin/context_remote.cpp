@@ -86,7 +86,8 @@ int place_task(spank_t sp, const PluginState& s) {
   auto getenv = [&](const std::string& n) { return job_getenv(sp, n); };
   std::vector<int> gpus = step_gpus(getenv).value_or(std::vector<int>{});
   TaskSetup setup = plan_task(*s.topology, s.config, s.policy(), gpus, int(local_tasks), task, s.step_cpus,
-                              getenv("SLURMD_NODENAME").value_or(""), getenv("CUDA_VISIBLE_DEVICES"));
+                              getenv("SLURMD_NODENAME").value_or(""), getenv("CUDA_VISIBLE_DEVICES"),
+                              getenv("ROCR_VISIBLE_DEVICES"));
   for (const auto& [name, value] : setup.env)
     if (spank_setenv(sp, name.c_str(), value.c_str(), 1) != ESPANK_SUCCESS)
       throw Error("cannot set " + name + " in the task's environment");

@@ -9,14 +9,16 @@
 namespace sluice::spank {
 namespace {
 
-int on_gpu_topo(int, const char* optarg, int) {
+int on_gpu_topo(int, const char* optarg, int) noexcept {
   try {
     state().requested = parse_policy(optarg ? optarg : "");
     return 0;
   } catch (const InvalidArgument&) {
-    slurm_error("sluice: invalid --gpu-topo value '%s' (valid: pack, spread, none)", optarg ? optarg : "");
-    return -1;
+    slurm_error("sluice: invalid --gpu-topo value '%s' (valid: pack, spread, none)", quote_input(optarg ? optarg : "").c_str());
+  } catch (...) {
+    slurm_error("sluice: --gpu-topo: unexpected failure");
   }
+  return -1;
 }
 
 spank_option options[] = {

@@ -13,7 +13,44 @@ std::string join(const std::vector<std::string>& v) {
   return s;
 }
 
+std::vector<std::string> split(const std::string& v) {
+  std::vector<std::string> out;
+  for (std::size_t at = 0; at <= v.size();) {
+    std::size_t c = std::min(v.find(',', at), v.size());
+    out.push_back(v.substr(at, c - at));
+    at = c + 1;
+  }
+  return out;
+}
+
+bool is_index(const std::string& x) { return !x.empty() && x.size() < 6 && x.find_first_not_of("0123456789") == std::string::npos; }
+
 }  // namespace
+
+std::vector<std::string> visible_list(const topo::Topology& t, const std::vector<int>& step, const std::vector<int>& task,
+                                      topo::GpuVendor vendor, const std::optional<std::string>& slurm_value) {
+  std::vector<int> mine;  // the step's GPUs of this vendor, PCI order
+  for (int g : step)
+    if (t.gpus().at(g).vendor == vendor) mine.push_back(g);
+  const std::vector<std::string> slurm = slurm_value && !slurm_value->empty() ? split(*slurm_value) : std::vector<std::string>{};
+  // Renumbered: Slurm names a device that is not one of the step's node indices (under
+  // ConstrainDevices it counts 0..n-1 over the step's GPUs, per step or per task).
+  bool renumbered = std::any_of(slurm.begin(), slurm.end(), [&](const std::string& x) {
+    return !is_index(x) || std::find(mine.begin(), mine.end(), std::stoi(x)) == mine.end();
+  });
+  std::vector<std::string> out;
+  for (int g : task) {
+    if (t.gpus().at(g).vendor != vendor) continue;
+    std::size_t pos = std::size_t(std::find(mine.begin(), mine.end(), g) - mine.begin());
+    if (slurm.size() == mine.size())
+      out.push_back(slurm[pos]);              // one entry per step GPU: entry k is the k-th (also UUIDs)
+    else if (renumbered)
+      out.push_back(std::to_string(pos));     // a per-task subset, renumbered over the step's GPUs
+    else
+      out.push_back(std::to_string(t.gpus().at(g).vendor_index));  // node numbering
+  }
+  return out;
+}
 
 std::optional<std::vector<int>> step_gpus(const Getenv& getenv) {
   for (const char* var : {"SLURM_STEP_GPUS", "SLURM_JOB_GPUS", "CUDA_VISIBLE_DEVICES"}) {
@@ -36,7 +73,8 @@ void check_cpus_match(const topo::Topology& t, const CpuSet& real_cpus, CpuEmula
 
 TaskSetup plan_task(const topo::Topology& t, const PluginConfig& cfg, Policy policy, const std::vector<int>& gpus,
                     int local_tasks, int task, const CpuSet& real_cpus, const std::string& node_name,
-                    const std::optional<std::string>& slurm_cuda_visible) {
+                    const std::optional<std::string>& slurm_cuda_visible,
+                    const std::optional<std::string>& slurm_rocr_visible) {
   if (task < 0 || task >= local_tasks)
     throw InvalidArgument("local task id " + std::to_string(task) + " is outside 0.." + std::to_string(local_tasks - 1));
   const bool emulate = cfg.cpu_emulation == CpuEmulation::block;
@@ -62,37 +100,24 @@ TaskSetup plan_task(const topo::Topology& t, const PluginConfig& cfg, Policy pol
   const TaskPlacement& me = s.node.tasks.at(task);
   s.bind = CpuSet::parse(me.bound_cpus);
 
-  // Slurm's CUDA_VISIBLE_DEVICES may already be renumbered (e.g. under ConstrainDevices):
-  // when it has one entry per step GPU, entry k stands for the k-th step GPU.
-  std::vector<std::string> slurm_cvd;
-  if (slurm_cuda_visible) {
-    std::string v = *slurm_cuda_visible;
-    for (std::size_t at = 0; at <= v.size();) {
-      std::size_t c = std::min(v.find(',', at), v.size());
-      slurm_cvd.push_back(v.substr(at, c - at));
-      at = c + 1;
-    }
-  }
   std::vector<int> sorted_gpus = gpus;
   std::sort(sorted_gpus.begin(), sorted_gpus.end());
-  bool step_has[2] = {false, false};
-  for (int g : sorted_gpus) step_has[int(t.gpus().at(g).vendor)] = true;
-  std::vector<std::string> cuda, rocr;
-  for (int g : me.gpus) {
-    const topo::Gpu& gpu = t.gpus().at(g);
-    if (gpu.vendor == topo::GpuVendor::amd) {
-      rocr.push_back(std::to_string(gpu.vendor_index));
-      continue;
-    }
-    auto pos = std::find(sorted_gpus.begin(), sorted_gpus.end(), g) - sorted_gpus.begin();
-    bool renumbered = !step_has[int(topo::GpuVendor::amd)] && slurm_cvd.size() == sorted_gpus.size();
-    cuda.push_back(renumbered ? slurm_cvd[pos] : std::to_string(gpu.vendor_index));
+  std::vector<std::string> cuda = visible_list(t, sorted_gpus, me.gpus, topo::GpuVendor::nvidia, slurm_cuda_visible);
+  std::vector<std::string> rocr = visible_list(t, sorted_gpus, me.gpus, topo::GpuVendor::amd, slurm_rocr_visible);
+  bool nvidia = false, amd = false;
+  for (int g : sorted_gpus) (t.gpus().at(g).vendor == topo::GpuVendor::nvidia ? nvidia : amd) = true;
+  if (nvidia) {
+    s.env.emplace_back("CUDA_VISIBLE_DEVICES", join(cuda));
+    // Indices above assume PCI bus order; CUDA's own default is fastest-first.
+    s.env.emplace_back("CUDA_DEVICE_ORDER", "PCI_BUS_ID");
   }
-  const bool nvidia = step_has[int(topo::GpuVendor::nvidia)], amd = step_has[int(topo::GpuVendor::amd)];
-  if (nvidia) s.env.emplace_back("CUDA_VISIBLE_DEVICES", join(cuda));
   if (amd) s.env.emplace_back("ROCR_VISIBLE_DEVICES", join(rocr));
-  // Slurm sets GPU_DEVICE_ORDINAL (OpenCL, ROCm) to the same list; keep it consistent.
-  if (nvidia != amd) s.env.emplace_back("GPU_DEVICE_ORDINAL", join(nvidia ? cuda : rocr));
+  // Slurm sets GPU_DEVICE_ORDINAL (OpenCL, ROCm) to the same list; it takes numbers only.
+  const std::vector<std::string>& ordinals = nvidia ? cuda : rocr;
+  bool numeric = std::all_of(ordinals.begin(), ordinals.end(), [](const std::string& x) {
+    return !x.empty() && x.find_first_not_of("0123456789") == std::string::npos;
+  });
+  if (nvidia != amd && numeric) s.env.emplace_back("GPU_DEVICE_ORDINAL", join(ordinals));
 
   std::vector<std::string> ucx, hca;
   bool ethernet = false;

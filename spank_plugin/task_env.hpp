@@ -32,9 +32,20 @@ struct TaskSetup {
   CpuSet bind;                                            // sched_setaffinity mask
 };
 
-// The placement of every local task, and what applies to `task`.
+// The placement of every local task, and what applies to `task`. slurm_cuda_visible and
+// slurm_rocr_visible are what Slurm set in the task (see visible_list).
 TaskSetup plan_task(const topo::Topology& t, const PluginConfig& cfg, Policy policy, const std::vector<int>& gpus,
                     int local_tasks, int task, const CpuSet& real_cpus, const std::string& node_name,
-                    const std::optional<std::string>& slurm_cuda_visible);
+                    const std::optional<std::string>& slurm_cuda_visible,
+                    const std::optional<std::string>& slurm_rocr_visible = std::nullopt);
+
+// The {CUDA,ROCR}_VISIBLE_DEVICES entries for `task` GPUs of one vendor, in the numbering
+// the task's runtime will see: Slurm's own entries when it listed one per step GPU (it may
+// have renumbered them, or used UUIDs); positions among the step's GPUs when Slurm listed a
+// renumbered subset (per-task binding under ConstrainDevices); else node vendor indices.
+// Ambiguity: a per-task subset whose numbers are all step GPUs reads as node numbering.
+std::vector<std::string> visible_list(const topo::Topology& t, const std::vector<int>& step_gpus_sorted,
+                                      const std::vector<int>& task_gpus, topo::GpuVendor vendor,
+                                      const std::optional<std::string>& slurm_value);
 
 }  // namespace sluice::spank

@@ -11,7 +11,6 @@
 #include <cstdint>
 #include <cstdio>
 #include <fstream>
-#include <sstream>
 
 namespace sluice::spank {
 namespace {
@@ -57,7 +56,7 @@ std::string source_stamp(const PluginConfig& cfg) {
          std::to_string(st.st_mtim.tv_sec) + "." + std::to_string(st.st_mtim.tv_nsec);
 }
 
-void write_snapshot(const PluginConfig& cfg, const topo::Topology& t) {
+void write_snapshot(const PluginConfig& cfg, const topo::Topology& t, const std::string& stamp) {
   if (::mkdir(cfg.run_dir.c_str(), 0755) < 0 && errno != EEXIST) throw SystemError("mkdir " + cfg.run_dir, errno);
   struct stat st {};
   if (::lstat(cfg.run_dir.c_str(), &st) < 0) throw SystemError("lstat " + cfg.run_dir, errno);
@@ -67,11 +66,12 @@ void write_snapshot(const PluginConfig& cfg, const topo::Topology& t) {
   std::string tmp = path + ".XXXXXX";
   UniqueFd fd(::mkostemp(tmp.data(), O_CLOEXEC));
   if (!fd) throw SystemError("create " + tmp, errno);
-  const std::string body = source_stamp(cfg) + "\n" + t.to_snapshot() + "\n";
+  const std::string body = stamp + "\n" + t.to_snapshot() + "\n";
   bool ok = ::fchmod(fd.get(), 0644) == 0;
   for (std::size_t off = 0; ok && off < body.size();) {
     ssize_t n = ::write(fd.get(), body.data() + off, body.size() - off);
     if (n < 0 && errno == EINTR) continue;
+    if (n == 0) errno = ENOSPC;  // write() made no progress: the usual cause
     ok = n > 0;
     if (ok) off += std::size_t(n);
   }
@@ -103,7 +103,7 @@ LoadedTopology load_topology(const PluginConfig& cfg) {
     if (got == body.size() && nl != std::string::npos && body.compare(0, nl, source_stamp(cfg)) == 0) {
       try {
         return {topo::Topology::from_snapshot(std::string_view(body).substr(nl + 1)), true};
-      } catch (const TopologyError&) {
+      } catch (const std::exception&) {
         // A damaged snapshot costs a fresh read, never a failed step.
       }
     }

@@ -21,7 +21,9 @@ std::string source_stamp(const PluginConfig& cfg);
 // Writes the snapshot atomically (temp file + rename). Creates run_dir (0755) if missing;
 // refuses a run_dir that is not a directory owned by us and writable by nobody else.
 // Throws SystemError/TopologyError naming the path.
-void write_snapshot(const PluginConfig& cfg, const topo::Topology& t);
+// `stamp` is source_stamp() taken BEFORE `t` was read, so an XML that changes during the
+// read leaves a snapshot that is already stale.
+void write_snapshot(const PluginConfig& cfg, const topo::Topology& t, const std::string& stamp);
 
 struct LoadedTopology {
   topo::Topology topology;

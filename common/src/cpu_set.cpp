@@ -1,48 +1,51 @@
 #include <sluice/common/cpu_set.hpp>
 #include <sluice/common/error.hpp>
 
-#include <hwloc.h>
-
 #include <algorithm>
-#include <cctype>
 #include <iterator>
-#include <memory>
 
 namespace sluice {
 namespace {
 
-struct BitmapFree {
-  void operator()(hwloc_bitmap_t b) const noexcept { hwloc_bitmap_free(b); }
-};
-using Bitmap = std::unique_ptr<hwloc_bitmap_s, BitmapFree>;
-
 // Largest CPU index accepted from text: far above any real machine, low enough that a
-// hostile "0-999999999" cannot make us allocate gigabytes inside slurmstepd.
+// hostile "0-999999999" is refused before anything is allocated inside slurmstepd.
 constexpr int kMaxCpuIndex = 1 << 16;
 
 }  // namespace
 
+// Decimal only ("010" is ten, not octal), ascending ranges, nothing chained ("0-1-2").
 CpuSet CpuSet::parse(std::string_view list, std::string_view what_) {
-  std::string text(list);
   const std::string what(what_);
-  // hwloc's parser accepts trailing garbage and infinite ranges ("3-"); we do not.
-  for (char c : text) {
-    if (!std::isdigit(static_cast<unsigned char>(c)) && c != ',' && c != '-')
-      throw InvalidArgument("invalid " + what + " '" + text + "': only digits, ',' and '-' are allowed");
+  auto fail = [&](const std::string& why) -> InvalidArgument {
+    return InvalidArgument("invalid " + what + " '" + quote_input(list) + "'" + (why.empty() ? "" : ": " + why));
+  };
+  std::vector<int> cpus;
+  std::size_t at = 0;
+  auto number = [&]() {
+    std::size_t start = at;
+    long v = 0;
+    while (at < list.size() && list[at] >= '0' && list[at] <= '9') {
+      v = v * 10 + (list[at] - '0');
+      if (v > kMaxCpuIndex) throw fail("index above " + std::to_string(kMaxCpuIndex));
+      ++at;
+    }
+    if (at == start) throw fail(at < list.size() ? "only digits, ',' and '-' are allowed" : "");
+    return int(v);
+  };
+  while (at < list.size()) {
+    int first = number(), last = first;
+    if (at < list.size() && list[at] == '-') {
+      ++at;
+      last = number();
+      if (last < first) throw fail("range " + std::to_string(first) + "-" + std::to_string(last) + " runs backwards");
+    }
+    for (int c = first; c <= last; ++c) cpus.push_back(c);
+    if (at < list.size()) {
+      if (list[at] != ',') throw fail("only digits, ',' and '-' are allowed");
+      if (++at == list.size()) throw fail("trailing ','");
+    }
   }
-  if (text.empty()) return {};
-  if (text.front() == '-' || text.back() == '-' || text.back() == ',' || text.front() == ',' ||
-      text.find(",,") != std::string::npos || text.find("--") != std::string::npos)
-    throw InvalidArgument("invalid " + what + " '" + text + "'");
-  Bitmap bm(hwloc_bitmap_alloc());
-  if (!bm || hwloc_bitmap_list_sscanf(bm.get(), text.c_str()) < 0)
-    throw InvalidArgument("invalid " + what + " '" + text + "'");
-  if (hwloc_bitmap_weight(bm.get()) < 0 || hwloc_bitmap_last(bm.get()) > kMaxCpuIndex)
-    throw InvalidArgument("invalid " + what + " '" + text + "': index above " + std::to_string(kMaxCpuIndex));
-  CpuSet s;
-  for (int i = hwloc_bitmap_first(bm.get()); i >= 0; i = hwloc_bitmap_next(bm.get(), i))
-    s.cpus_.push_back(i);
-  return s;
+  return from_indices(std::move(cpus));
 }
 
 CpuSet CpuSet::from_indices(std::vector<int> cpus) {

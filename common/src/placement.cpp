@@ -3,8 +3,6 @@
 
 #include <algorithm>
 #include <map>
-#include <numeric>
-#include <set>
 
 namespace sluice {
 
@@ -15,7 +13,7 @@ Policy parse_policy(std::string_view text) {
   if (text == "pack") return Policy::pack;
   if (text == "spread") return Policy::spread;
   if (text == "none") return Policy::none;
-  throw InvalidArgument("invalid placement policy '" + std::string(text) + "' (valid: pack, spread, none)");
+  throw InvalidArgument("invalid placement policy '" + quote_input(text) + "' (valid: pack, spread, none)");
 }
 
 const char* to_string(Policy p) {

@@ -16,10 +16,11 @@ std::string NodePlacement::to_json() const {
     if (!t.bound_cpus.empty()) j["bound_cpus"] = t.bound_cpus;
     tasks_json.push_back(std::move(j));
   }
-  ordered doc{{"version", version}, {"policy", policy}, {"topology", topology}, {"cpu_mode", cpu_mode},
-           {"tasks", std::move(tasks_json)}};
+  ordered doc{{"version", version}, {"policy", policy}, {"topology", topology}, {"cpu_mode", cpu_mode}};
   if (!node.empty()) doc["node"] = node;
-  return doc.dump();
+  doc["tasks"] = std::move(tasks_json);
+  // Node names and paths may hold non-UTF-8 bytes: replace them rather than throw.
+  return doc.dump(-1, ' ', false, ordered::error_handler_t::replace);
 }
 
 NodePlacement NodePlacement::from_json(std::string_view text) {

@@ -11,8 +11,6 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include <fcntl.h>
-#include <map>
 #include <sys/stat.h>
 
 namespace sluice::topo {
@@ -325,6 +323,13 @@ Topology Topology::from_system() {
   auto impl = std::make_unique<Impl>();
   impl->topo = init_topology();
   impl->source = "this machine";
+  // The whole node, also when slurmd itself is confined (CpuSpecList, systemd AllowedCPUs):
+  // by default hwloc drops the CPUs its own cgroup may not use.
+  hwloc_topology_set_flags(impl->topo.get(), HWLOC_TOPOLOGY_FLAG_INCLUDE_DISALLOWED);
+  // GPUs are found by PCI vendor and class. The vendor backends would load OpenCL ICDs, the
+  // CUDA driver or X11 inside slurmd and slurmstepd (threads, a display connection).
+  for (const char* c : {"gl", "opencl", "cuda", "nvml", "rsmi", "levelzero"})
+    hwloc_topology_set_components(impl->topo.get(), HWLOC_TOPOLOGY_COMPONENTS_FLAG_BLACKLIST, c);
   if (hwloc_topology_load(impl->topo.get()) < 0) throw SystemError("hwloc_topology_load (this machine)", errno);
   impl->discover();
   Topology t(std::move(impl));
@@ -378,13 +383,23 @@ CpuSet Topology::cpus() const { return impl_->all_cpus; }
 std::vector<CpuSet> Topology::cores() const { return impl_->cores; }
 CpuShape Topology::shape() const { return impl_->shape; }
 
-int Topology::nvlinks(int a, int b) const { return impl_->nvlink.at(a).at(b); }
+int Topology::nvlinks(int a, int b) const {
+  const int n = int(impl_->gpus.size());
+  if (a < 0 || a >= n || b < 0 || b >= n)
+    throw InvalidArgument("GPU " + std::to_string(a < 0 || a >= n ? a : b) + " is not in the topology " + impl_->source);
+  return impl_->nvlink[a][b];
+}
 bool Topology::has_nvlink_data() const { return impl_->nvlink_data; }
 bool Topology::gpus_behind_nvswitch() const {
   return std::any_of(impl_->nvswitch_links.begin(), impl_->nvswitch_links.end(), [](int n) { return n > 0; });
 }
 
 Path Topology::path(DeviceRef a, DeviceRef b, bool via_nvlink) const {
+  for (DeviceRef d : {a, b}) {
+    const bool gpu = d.kind == DeviceRef::Kind::gpu;
+    if (d.index < 0 || d.index >= int(gpu ? impl_->gpus.size() : impl_->nics.size()))
+      throw InvalidArgument(std::string(gpu ? "GPU " : "NIC ") + std::to_string(d.index) + " is not in the topology " + impl_->source);
+  }
   if (a.kind == b.kind && a.index == b.index) return {PathClass::self, 0};
   if (via_nvlink && a.kind == DeviceRef::Kind::gpu && b.kind == DeviceRef::Kind::gpu) {
     if (int n = nvlinks(a.index, b.index); n > 0) return {PathClass::nvlink, n};

@@ -55,17 +55,18 @@ std::string Topology::to_snapshot() const {
            {"shape", {m.shape.sockets, m.shape.cores_per_socket, m.shape.threads_per_core}},
            {"numa", numa}, {"gpus", gpus}, {"nics", nics}, {"pcie", pcie}, {"nvlink", m.nvlink},
            {"nvswitch_links", m.nvswitch_links}, {"nvlink_data", m.nvlink_data}, {"warnings", m.warnings}};
-  return doc.dump();
+  // Paths and model strings may hold non-UTF-8 bytes: replace them rather than throw.
+  return doc.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
 Topology Topology::from_snapshot(std::string_view text) {
   json doc = json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
-  if (doc.is_discarded() || !doc.is_object() || doc.value("format", "") != "sluice-topology")
-    throw TopologyError("not a sluice topology snapshot");
-  if (doc.value("version", 0) != kSnapshotVersion)
-    throw TopologyError("topology snapshot version " + std::to_string(doc.value("version", 0)) + " is not " +
-                        std::to_string(kSnapshotVersion));
   try {
+    if (doc.is_discarded() || !doc.is_object() || doc.value("format", "") != "sluice-topology")
+      throw TopologyError("not a sluice topology snapshot");
+    if (doc.value("version", 0) != kSnapshotVersion)
+      throw TopologyError("topology snapshot version " + std::to_string(doc.value("version", 0)) + " is not " +
+                          std::to_string(kSnapshotVersion));
     auto m = std::make_unique<Impl>();
     m->source = doc.at("source").get<std::string>();
     m->all_cpus = CpuSet::parse(doc.at("cpus").get<std::string>());
@@ -78,7 +79,9 @@ Topology Topology::from_snapshot(std::string_view text) {
     for (const auto& j : doc.at("gpus")) {
       Gpu g;
       g.index = int(m->gpus.size());
-      g.vendor = j.at("vendor").get<std::string>() == "amd" ? GpuVendor::amd : GpuVendor::nvidia;
+      const std::string vendor = j.at("vendor").get<std::string>();
+      if (vendor != "nvidia" && vendor != "amd") throw TopologyError("topology snapshot: unknown GPU vendor '" + quote_input(vendor) + "'");
+      g.vendor = vendor == "amd" ? GpuVendor::amd : GpuVendor::nvidia;
       g.vendor_index = j.at("vendor_index").get<int>();
       if (g.vendor_index != per_vendor[int(g.vendor)]++) throw TopologyError("topology snapshot: GPU vendor indices out of order");
       g.pci = parse_pci(j.at("pci").get<std::string>());
@@ -93,7 +96,9 @@ Topology Topology::from_snapshot(std::string_view text) {
       n.name = j.at("name").get<std::string>();
       n.netdev = j.at("netdev").get<std::string>();
       n.port = j.at("port").get<int>();
-      n.kind = j.at("kind").get<std::string>() == "ethernet" ? NicKind::ethernet : NicKind::openfabrics;
+      const std::string kind = j.at("kind").get<std::string>();
+      if (kind != "ethernet" && kind != "openfabrics") throw TopologyError("topology snapshot: unknown NIC kind '" + quote_input(kind) + "'");
+      n.kind = kind == "ethernet" ? NicKind::ethernet : NicKind::openfabrics;
       n.pci = parse_pci(j.at("pci").get<std::string>());
       n.cpus = CpuSet::parse(j.at("cpus").get<std::string>());
       n.numa = j.at("numa").get<std::vector<int>>();

@@ -96,7 +96,7 @@ int main(int argc, char** argv) {
                                    t.cpus.empty() ? "-" : t.cpus, join(t.numa));
       }
     }
-  } catch (const sluice::Error& e) {
+  } catch (const std::exception& e) {
     std::cerr << "sluice-topo: " << e.what() << "\n";
     return 1;
   }

@@ -37,3 +37,27 @@ BOOST_AUTO_TEST_CASE(rejects_malformed_and_hostile_lists) {
     BOOST_TEST(std::string(e.what()).find("GPU list '3-x'") != std::string::npos);
   }
 }
+
+BOOST_AUTO_TEST_CASE(decimal_ascending_and_bounded) {
+  BOOST_TEST(CpuSet::parse("010").to_string() == "10");  // decimal, never octal
+  BOOST_TEST(CpuSet::parse("08").to_string() == "8");
+  BOOST_CHECK_THROW(CpuSet::parse("0-1-2"), sluice::InvalidArgument);
+  BOOST_CHECK_THROW(CpuSet::parse("5-3"), sluice::InvalidArgument);
+  BOOST_CHECK_THROW(CpuSet::parse("0-4294967294"), sluice::InvalidArgument);  // refused before allocating
+  BOOST_TEST(CpuSet::parse("65536").size() == 1u);
+  BOOST_CHECK_THROW(CpuSet::parse("65537"), sluice::InvalidArgument);
+}
+
+// User text in messages is cut and escaped: a value cannot forge or flood slurmd's log.
+BOOST_AUTO_TEST_CASE(messages_quote_hostile_input_safely) {
+  try {
+    CpuSet::parse("1\nslurmd: error: forged line " + std::string(200, 'x'));
+    BOOST_FAIL("no exception");
+  } catch (const sluice::InvalidArgument& e) {
+    std::string m = e.what();
+    BOOST_TEST(m.find('\n') == std::string::npos);
+    BOOST_TEST(m.find("1\\x0aslurmd") != std::string::npos);
+    BOOST_TEST(m.size() < 200u);
+  }
+  BOOST_TEST(sluice::quote_input("a\\b") == "a\\x5cb");
+}

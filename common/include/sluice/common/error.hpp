@@ -4,6 +4,7 @@
 
 #include <stdexcept>
 #include <string>
+#include <string_view>
 
 namespace sluice {
 
@@ -33,5 +34,9 @@ class SystemError : public Error {
  private:
   int code_;
 };
+
+// User-supplied text for an error message: at most 64 bytes, control and non-ASCII bytes
+// escaped (\xNN), so a hostile value can neither flood nor forge lines in slurmd's log.
+std::string quote_input(std::string_view text);
 
 }  // namespace sluice
