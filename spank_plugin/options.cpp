@@ -26,7 +26,8 @@ spank_option options[] = {
      const_cast<char*>("[sluice] Place each task on its GPUs, the closest NIC and CPUs of its GPU's NUMA domain. "
                        "pack: best-connected GPUs together (NVLink first); spread: across sockets and PCIe "
                        "switches (I/O- or memory-bound jobs); none: leave Slurm's binding alone. Sets "
-                       "CUDA_VISIBLE_DEVICES, UCX_NET_DEVICES, NCCL_IB_HCA, CPU affinity and SLUICE_PLACEMENT."),
+                       "CUDA_VISIBLE_DEVICES (or ROCR_VISIBLE_DEVICES), UCX_NET_DEVICES, NCCL_IB_HCA (or "
+                       "NCCL_SOCKET_IFNAME), CPU affinity and SLUICE_PLACEMENT (the whole node's placement)."),
      1, 0, on_gpu_topo},
 };
 

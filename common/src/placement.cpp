@@ -2,7 +2,6 @@
 #include <sluice/common/placement.hpp>
 
 #include <algorithm>
-#include <map>
 
 namespace sluice {
 
@@ -195,17 +194,31 @@ NodePlacement place(const Topology& t, const PlacementRequest& req) {
     home[j] = h.empty() ? allowed : h;  // no allowed CPU near the GPU: use any allowed CPU
   }
 
-  // 3. Tasks with the same home split it fairly, in task order.
-  std::map<std::vector<int>, std::vector<int>> sharing;  // home -> tasks
-  for (int j = 0; j < n; ++j) sharing[home[j].indices()].push_back(j);
-  const std::vector<CpuSet> cores = t.cores();
-  for (auto& [cpus, tasks] : sharing) {
-    std::vector<CpuSet> parts = split_fairly(CpuSet::from_indices(cpus), cores, int(tasks.size()));
-    for (std::size_t k = 0; k < tasks.size(); ++k) {
-      TaskPlacement& tp = np.tasks[tasks[k]];
-      tp.cpus = parts[k].to_string();
-      tp.numa = numa_of_cpus(t, parts[k]);
+  // 3. Every NUMA domain (its allowed CPUs) is split fairly, in task order, among the
+  //    tasks whose home includes it; a task's CPUs are its shares. So tasks whose homes
+  //    overlap without being equal (spread: one task on both sockets, another on one)
+  //    never share CPUs, and a task spanning two domains gets some of each.
+  std::vector<CpuSet> pieces;
+  CpuSet covered;
+  for (const auto& d : numa)
+    if (CpuSet p = d.cpus & allowed; !p.empty()) {
+      pieces.push_back(p);
+      covered = covered | p;
     }
+  if (CpuSet rest = allowed - covered; !rest.empty()) pieces.push_back(rest);  // CPUs of no NUMA node
+  const std::vector<CpuSet> cores = t.cores();
+  std::vector<CpuSet> share(n);
+  for (const CpuSet& piece : pieces) {
+    std::vector<int> tasks;
+    for (int j = 0; j < n; ++j)
+      if (home[j].intersects(piece)) tasks.push_back(j);
+    if (tasks.empty()) continue;
+    std::vector<CpuSet> parts = split_fairly(piece, cores, int(tasks.size()));
+    for (std::size_t k = 0; k < tasks.size(); ++k) share[tasks[k]] = share[tasks[k]] | parts[k];
+  }
+  for (int j = 0; j < n; ++j) {
+    np.tasks[j].cpus = share[j].to_string();
+    np.tasks[j].numa = numa_of_cpus(t, share[j]);
   }
 
   // 4. GPUs and NICs into the record, tasks in order so NIC sharing is balanced.

@@ -203,11 +203,13 @@ BOOST_AUTO_TEST_CASE(lassen_spread_4_tasks) {
 
 BOOST_AUTO_TEST_CASE(lassen_spread_2_tasks) {
   Topology t = load("coral-lassen.xml");
-  // Order 0,2,1,3 cut in two: {0,2} and {1,3}, one GPU on each package per task. Both homes are
-  // the whole machine: split 40 cores in two blocks, cores 0-19 (8-87) and 20-39 (96-175).
+  // Order 0,2,1,3 cut in two: {0,2} and {1,3}, one GPU on each package per task. Both homes
+  // span both NUMA domains, so each domain is split between the two tasks: NUMA 0's 20 cores
+  // (8-87) into 8-47 and 48-87, NUMA 8's (96-175) into 96-135 and 136-175; each task gets
+  // half of each, local to both its GPUs.
   // NICs: t0 GPU0 mlx5_0, GPU2 mlx5_2; t1 GPU1 mlx5_1, GPU3 mlx5_3 (the used ones lose ties).
-  check(run(t, 2, Policy::spread), {{{0, 2}, "8-87", {0}, {"mlx5_0", "mlx5_2"}},
-                                    {{1, 3}, "96-175", {8}, {"mlx5_1", "mlx5_3"}}});
+  check(run(t, 2, Policy::spread), {{{0, 2}, "8-47,96-135", {0, 8}, {"mlx5_0", "mlx5_2"}},
+                                    {{1, 3}, "48-87,136-175", {0, 8}, {"mlx5_1", "mlx5_3"}}});
 }
 
 BOOST_AUTO_TEST_CASE(lassen_spread_1_task) {
@@ -290,9 +292,10 @@ BOOST_AUTO_TEST_CASE(power8_spread_ignores_nvlink) {
   Topology t = load("power8gpudistances.xml");
   // PCIe only: GPU0-GPU1 NODE, GPU0-GPU2/3 SYS. From 0: 2 (SYS, lowest); then from {0,2}: 1
   // and 3 are each NODE to one of them -> 1; then 3. Order 0,2,1,3: {0,2} and {1,3}.
-  // Both homes are the whole machine, split in two blocks of 4 cores: package 0 and package 1.
-  check(run(t, 2, Policy::spread), {{{0, 2}, "0-1,8-9,16-17,24-25", {0}, {}},
-                                    {{1, 3}, "80-81,88-89,96-97,104-105", {1}, {}}});
+  // Both homes span both NUMA domains; each domain's 4 cores are split between the two
+  // tasks: NUMA 0 {0-1,8-9 | 16-17,24-25}, NUMA 1 {80-81,88-89 | 96-97,104-105}.
+  check(run(t, 2, Policy::spread), {{{0, 2}, "0-1,8-9,80-81,88-89", {0, 1}, {}},
+                                    {{1, 3}, "16-17,24-25,96-97,104-105", {0, 1}, {}}});
 }
 
 BOOST_AUTO_TEST_CASE(dgx2_pack_16_tasks) {
@@ -428,4 +431,19 @@ BOOST_AUTO_TEST_CASE(emulate_onto_three_cpus) {
   // Lassen pack 4 tasks (8-47, 48-87, 96-135, 136-175) onto 3 CPUs: 4, 4-5, 5-6, 6.
   BOOST_TEST(sluice::emulate_cpus(all, CpuSet::range(48, 87), real).to_string() == "4-5");
   BOOST_TEST(sluice::emulate_cpus(all, CpuSet::range(96, 135), real).to_string() == "5-6");
+}
+
+// Homes that overlap without being equal: with 3 tasks on Lassen under spread, task 0 gets
+// GPUs {0,2} (both sockets), task 1 GPU 1 (socket 0), task 2 GPU 3 (socket 1). Socket 0's
+// 20 cores go to tasks 0 and 1 (10 each), socket 1's to tasks 0 and 2: no CPU is shared.
+BOOST_AUTO_TEST_CASE(overlapping_homes_never_share_cpus) {
+  Topology t = load("coral-lassen.xml");
+  NodePlacement np = run(t, 3, Policy::spread);
+  BOOST_TEST_REQUIRE(np.tasks.size() == 3u);
+  BOOST_TEST(np.tasks[0].cpus == "8-47,96-135");
+  BOOST_TEST(np.tasks[1].cpus == "48-87");
+  BOOST_TEST(np.tasks[2].cpus == "136-175");
+  for (int a = 0; a < 3; ++a)
+    for (int b = a + 1; b < 3; ++b)
+      BOOST_TEST(!CpuSet::parse(np.tasks[a].cpus).intersects(CpuSet::parse(np.tasks[b].cpus)));
 }
