@@ -17,6 +17,8 @@ PACKAGES=(
   libsqlite3-dev libbenchmark-dev
   # dev cluster plumbing: unshare/mount (util-linux), ss (iproute2), pgrep (procps)
   util-linux iproute2 procps
+  # tests/bench/stage.sh compares sluice-stage with rsync -a
+  rsync
 )
 
 missing=()

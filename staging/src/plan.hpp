@@ -1,0 +1,44 @@
+// Internal: the plan of a stage, made on one thread before any byte moves: which files to
+// copy, skip or verify, and which final names may be replaced.
+#pragma once
+
+#include <sluice/staging/manifest.hpp>
+
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace sluice::staging::detail {
+
+struct PlannedFile {
+  enum class Action { Copy, Skip, Verify };
+  std::string rel;     // relative to the destination root
+  std::string source;  // absolute
+  std::uint64_t size = 0;
+  std::int64_t mtime_ns = 0;
+  dev_t dev = 0;
+  ino_t ino = 0;
+  mode_t mode = 0;
+  Action action = Action::Copy;
+  bool replace = false;       // the final name is ours (manifest) and may be replaced
+  bool must_match = false;    // an unknown file of the same size is there: commit only if identical
+  std::uint64_t existing_size = 0;
+  std::uint64_t staged_digest = 0, staged_chunk = 0;  // from the manifest, for Skip/Verify
+};
+
+struct Plan {
+  std::vector<std::string> dirs;  // relative, parents first
+  std::vector<PlannedFile> files;
+};
+
+// Walks SOURCE (a directory mirrored at ROOT, or a file copied to ROOT/FILE_NAME) and
+// decides each file against MANIFEST and what ROOT holds. Removes temporary files left by a
+// killed stage. Throws Error naming the first conflict, symlink or special file.
+Plan make_plan(const std::string& source, int root, const std::string& file_name, const Manifest& manifest);
+
+std::int64_t mtime_ns(const struct stat& st);
+
+}  // namespace sluice::staging::detail

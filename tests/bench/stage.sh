@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# Staging throughput: sluice-stage against cp -r and rsync -a on the same data in the same
+# run. Cases: (a) one 4 GiB file, (b) 20,000 files of 4-64 KiB (random content), (c) a second
+# `sluice-stage in` of (a)+(b) into the same destinations (resume: everything skipped).
+# Every timing includes a final `sync`, so each tool pays for getting its data to disk
+# (sluice-stage fsyncs every file itself; cp and rsync leave it to writeback).
+# Prints a table and one JSON line. Not a test: ctest never runs it.
+# Usage: tests/bench/stage.sh [DIR (default /var/tmp/sluice-bench)] [SLUICE_STAGE]
+#   SLUICE_STAGE defaults to $SLUICE_STAGE, then build*/staging/sluice-stage, then PATH.
+#   BIG_MIB (default 4096) and SMALL_FILES (default 20000) shrink the data for a quick look.
+set -euo pipefail
+dir=${1:-/var/tmp/sluice-bench}
+repo=$(cd "$(dirname "$0")/../.." && pwd)
+stage=${2:-${SLUICE_STAGE:-}}
+if [[ -z $stage ]]; then
+  for c in "$repo"/build*/staging/sluice-stage; do [[ -x $c ]] && stage=$c && break; done
+  [[ -n $stage ]] || stage=$(command -v sluice-stage || true)
+fi
+[[ -x $stage ]] || { echo "stage.sh: sluice-stage not found; pass it as the second argument" >&2; exit 2; }
+command -v rsync >/dev/null || { echo "stage.sh: rsync missing (site/install-deps.sh installs it)" >&2; exit 2; }
+big_mib=${BIG_MIB:-4096}
+small_files=${SMALL_FILES:-20000}
+
+mkdir -p "$dir"
+dir=$(cd "$dir" && pwd)
+src=$dir/src
+trap 'rm -rf "$src" "$dir"/dst-*; rmdir "$dir" 2>/dev/null || true' EXIT
+need=$(( (big_mib * 1024 * 1024 + small_files * 36 * 1024) * 4 ))
+avail=$(( $(df -Pk "$dir" | awk 'NR==2 {print $4}') * 1024 ))
+(( avail > need )) || { echo "stage.sh: $dir has $avail bytes free, needs $need" >&2; exit 1; }
+
+echo "stage.sh: generating ${big_mib} MiB + ${small_files} small files under $src" >&2
+mkdir -p "$src/big" "$src/small"
+head -c $((big_mib * 1024 * 1024)) /dev/urandom >"$src/big/file.bin"
+# 4-64 KiB each, random content, 100 directories.
+perl -e '
+  my ($root, $n) = @ARGV; srand(42);
+  open(my $u, "<:raw", "/dev/urandom") or die "urandom: $!";
+  for my $i (0 .. $n - 1) {
+    my $d = sprintf("%s/d%02d", $root, $i % 100); mkdir $d unless -d $d;
+    my $size = 4096 + int(rand(60 * 1024 + 1));
+    read($u, my $buf, $size) == $size or die "short read";
+    open(my $f, ">:raw", sprintf("%s/f%05d", $d, $i)) or die "$d: $!"; print $f $buf; close($f);
+  }' "$src/small" "$small_files"
+sync
+small_bytes=$(du -sb "$src/small" | cut -f1)
+big_bytes=$(stat -c %s "$src/big/file.bin")
+
+# Page cache: the same for every tool. Drop it before each run where allowed (root, not
+# in a container); otherwise every tool reads a warm source.
+cold=no
+drop() { sync; if echo 3 2>/dev/null >/proc/sys/vm/drop_caches; then cold="drop_caches accepted"; fi; }
+
+declare -A secs
+calc() { awk "BEGIN { printf \"%.6f\", $1 }"; }
+now() { date +%s.%N; }
+run() {  # run KEY CMD...: time CMD plus sync
+  local key=$1; shift
+  drop
+  local t0; t0=$(now)
+  "$@" >/dev/null
+  sync
+  secs[$key]=$(calc "$(now) - $t0")
+  echo "stage.sh: $key ${secs[$key]} s" >&2
+}
+
+for what in big small; do
+  run "$what.cp" cp -r "$src/$what" "$dir/dst-cp-$what"
+  rm -rf "$dir/dst-cp-$what"
+  run "$what.rsync" rsync -a "$src/$what/" "$dir/dst-rsync-$what/"
+  rm -rf "$dir/dst-rsync-$what"
+  run "$what.sluice" "$stage" in "$src/$what" "$dir/dst-sluice/$what" -q
+done
+resume() { "$stage" in "$src/big" "$dir/dst-sluice/big" -q && "$stage" in "$src/small" "$dir/dst-sluice/small" -q; }
+run "resume.sluice" resume
+cmp "$src/big/file.bin" "$dir/dst-sluice/big/file.bin"
+diff -r -x .sluice-manifest.json "$src/small" "$dir/dst-sluice/small" >/dev/null
+
+files_of() { case $1 in big) echo 1 ;; small) echo "$small_files" ;; resume) echo $((small_files + 1)) ;; esac; }
+bytes_of() { case $1 in big) echo "$big_bytes" ;; small) echo "$small_bytes" ;; resume) echo $((big_bytes + small_bytes)) ;; esac; }
+
+printf '%-28s %-7s %9s %9s %11s %9s\n' case tool seconds MB/s files/s "vs cp"
+json="{\"bench\":\"stage\",\"dir\":\"$dir\",\"cold_cache\":\"$cold\",\"cpus\":$(nproc),\"results\":["
+sep=""
+for what in big small resume; do
+  case $what in
+    big) label="(a) one $big_mib MiB file" ;;
+    small) label="(b) $small_files files 4-64 KiB" ;;
+    resume) label="(c) second run of (a)+(b)" ;;
+  esac
+  for tool in cp rsync sluice; do
+    s=${secs[$what.$tool]:-}
+    [[ -n $s ]] || continue
+    mbs=$(calc "$(bytes_of $what) / $s / 1000000")
+    fps=$(calc "$(files_of $what) / $s")
+    ratio="-"
+    [[ -n ${secs[$what.cp]:-} ]] && ratio=$(printf '%.2fx' "$(calc "${secs[$what.cp]} / $s")")
+    printf '%-28s %-7s %9.2f %9.0f %11.1f %9s\n' "$label" "$tool" "$s" "$mbs" "$fps" "$ratio"
+    json+="$sep{\"case\":\"$what\",\"tool\":\"$tool\",\"seconds\":$(printf '%.3f' "$s"),\"mb_per_s\":$(printf '%.1f' "$mbs"),\"files_per_s\":$(printf '%.1f' "$fps")}"
+    sep=","
+  done
+done
+echo "(vs cp: cp's time / this tool's time; above 1 is faster than cp. Timings include sync. Cold cache: $cold.)"
+echo "$json]}"
