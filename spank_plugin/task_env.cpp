@@ -1,17 +1,12 @@
 #include "task_env.hpp"
 
 #include <sluice/common/error.hpp>
+#include <sluice/common/strings.hpp>
 
 #include <algorithm>
 
 namespace sluice::spank {
 namespace {
-
-std::string join(const std::vector<std::string>& v) {
-  std::string s;
-  for (const auto& x : v) s += (s.empty() ? "" : ",") + x;
-  return s;
-}
 
 std::vector<std::string> split(const std::string& v) {
   std::vector<std::string> out;

@@ -1,3 +1,4 @@
+#include <sluice/common/strings.hpp>
 #include <sluice/common/topology_report.hpp>
 
 #include <fmt/format.h>
@@ -5,11 +6,6 @@
 namespace sluice::topo {
 namespace {
 
-std::string join_ints(const std::vector<int>& v) {
-  std::string s;
-  for (int x : v) s += (s.empty() ? "" : ",") + std::to_string(x);
-  return s.empty() ? "N/A" : s;
-}
 
 }  // namespace
 
@@ -31,7 +27,7 @@ std::string format_matrix(const Topology& t) {
     for (std::size_t j = 0; j < devs.size(); ++j) out += fmt::format("{:<{}}", t.path(devs[i], devs[j]).to_string(), w);
     const CpuSet& cpus = devs[i].kind == DeviceRef::Kind::gpu ? t.gpus()[devs[i].index].cpus : t.nics()[devs[i].index].cpus;
     const auto& numa = devs[i].kind == DeviceRef::Kind::gpu ? t.gpus()[devs[i].index].numa : t.nics()[devs[i].index].numa;
-    out += fmt::format("{:<{}}{}\n", cpus.to_string(), wc, join_ints(numa));
+    out += fmt::format("{:<{}}{}\n", cpus.to_string(), wc, join(numa, ",", "N/A"));
   }
   if (devs.empty()) out += "(no GPUs or high-speed NICs found)\n";
   out +=

@@ -1,6 +1,7 @@
 // sluice-topo: what sluice sees of a node and where it would place tasks there.
 #include <sluice/common/error.hpp>
 #include <sluice/common/placement.hpp>
+#include <sluice/common/strings.hpp>
 #include <sluice/common/topology.hpp>
 #include <sluice/common/topology_report.hpp>
 
@@ -14,12 +15,6 @@ namespace {
 
 sluice::topo::Topology load(const std::string& xml) {
   return xml.empty() ? sluice::topo::Topology::from_system() : sluice::topo::Topology::from_xml(xml);
-}
-
-std::string join(const auto& v) {
-  std::string s;
-  for (const auto& x : v) s += (s.empty() ? "" : ",") + fmt::format("{}", x);
-  return s.empty() ? "-" : s;
 }
 
 }  // namespace
@@ -92,8 +87,8 @@ int main(int argc, char** argv) {
         std::cout << fmt::format("Placement of {} task(s), policy {}, topology {}\n", tasks, np.policy, np.topology);
         std::cout << fmt::format("{:<6}{:<12}{:<22}{:<24}{}\n", "TASK", "GPUS", "NICS", "CPUS", "NUMA");
         for (const auto& t : np.tasks)
-          std::cout << fmt::format("{:<6}{:<12}{:<22}{:<24}{}\n", t.task, join(t.gpus), join(t.nics),
-                                   t.cpus.empty() ? "-" : t.cpus, join(t.numa));
+          std::cout << fmt::format("{:<6}{:<12}{:<22}{:<24}{}\n", t.task, sluice::join(t.gpus, ",", "-"), sluice::join(t.nics, ",", "-"),
+                                   t.cpus.empty() ? "-" : t.cpus, sluice::join(t.numa, ",", "-"));
       }
     }
   } catch (const std::exception& e) {
