@@ -154,37 +154,54 @@ bool is_temp_name(const std::string& name) {
          name.size() == p + std::char_traits<char>::length(kTempMarker) + 6;
 }
 
-TempFile::TempFile(UniqueFd dir, std::string final_name, mode_t mode) : dir_(std::move(dir)), final_(std::move(final_name)) {
+TempFile::TempFile(UniqueFd dir, std::string final_name, mode_t mode)
+    : TempFile(std::make_shared<const UniqueFd>(std::move(dir)), std::move(final_name), mode) {}
+
+TempFile::TempFile(std::shared_ptr<const UniqueFd> dir, std::string final_name, mode_t mode)
+    : dir_(std::move(dir)), final_(std::move(final_name)) {
+  if (final_.empty() || final_.find('/') != std::string::npos || final_ == "." || final_ == "..")
+    throw InvalidArgument("temporary file for '" + final_ + "': not one path component");
+  create(mode);
+}
+
+void TempFile::create(mode_t mode) {
   // Keep the temporary name within NAME_MAX however long the final name is.
   std::string stem = final_.substr(0, NAME_MAX - 32);
   for (int attempt = 0;; ++attempt) {
     temp_ = "." + stem + kTempMarker + random_suffix();
-    try {
-      fd_ = open_beneath(dir_.get(), temp_, O_RDWR | O_CREAT | O_EXCL, mode);  // read back to hash
+    // One component relative to a directory opened beneath the root: O_CREAT | O_EXCL never
+    // follows a symlink (EEXIST), O_NOFOLLOW says so again. O_RDWR: read back to hash.
+    int fd = ::openat(dir_->get(), temp_.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+    if (fd >= 0) {
+      fd_.reset(fd);
       return;
-    } catch (const SystemError& e) {
-      if (e.code() != EEXIST || attempt == 100) throw;
     }
+    if (errno != EEXIST || attempt == 100) fail_open(dir_->get(), temp_, errno);
   }
 }
 
 TempFile::~TempFile() {
-  if (!committed_ && dir_ && !temp_.empty()) ::unlinkat(dir_.get(), temp_.c_str(), 0);
+  if (!committed_ && dir_ && *dir_ && !temp_.empty()) ::unlinkat(dir_->get(), temp_.c_str(), 0);
+}
+
+void TempFile::close() {
+  if (::close(fd_.release()) != 0 && errno != EINTR) throw SystemError("close " + temp_, errno);
 }
 
 void TempFile::commit(bool replace) {
-  const std::string target = fd_path(dir_.get()) + "/" + final_;
+  const int d = dir_->get();
+  auto target = [&] { return fd_path(d) + "/" + final_; };  // for messages only
   if (replace) {
     // renameat replaces a symlink at the final name; it never follows it.
-    if (::renameat(dir_.get(), temp_.c_str(), dir_.get(), final_.c_str()) != 0)
-      throw SystemError("rename " + temp_ + " to " + target, errno);
-  } else if (::renameat2(dir_.get(), temp_.c_str(), dir_.get(), final_.c_str(), RENAME_NOREPLACE) != 0) {
+    if (::renameat(d, temp_.c_str(), d, final_.c_str()) != 0)
+      throw SystemError("rename " + temp_ + " to " + target(), errno);
+  } else if (::renameat2(d, temp_.c_str(), d, final_.c_str(), RENAME_NOREPLACE) != 0) {
     int err = errno;
-    if (err != EINVAL && err != ENOSYS) throw SystemError("rename " + temp_ + " to " + target, err);
+    if (err != EINVAL && err != ENOSYS) throw SystemError("rename " + temp_ + " to " + target(), err);
     // Some network file systems lack RENAME_NOREPLACE; link() refuses an existing name too.
-    if (::linkat(dir_.get(), temp_.c_str(), dir_.get(), final_.c_str(), 0) != 0)
-      throw SystemError("link " + temp_ + " to " + target, errno);
-    ::unlinkat(dir_.get(), temp_.c_str(), 0);
+    if (::linkat(d, temp_.c_str(), d, final_.c_str(), 0) != 0)
+      throw SystemError("link " + temp_ + " to " + target(), errno);
+    ::unlinkat(d, temp_.c_str(), 0);
   }
   committed_ = true;
 }

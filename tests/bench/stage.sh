@@ -3,7 +3,8 @@
 # run. Cases: (a) one 4 GiB file, (b) 20,000 files of 4-64 KiB (random content), (c) a second
 # `sluice-stage in` of (a)+(b) into the same destinations (resume: everything skipped).
 # Every timing includes a final `sync`, so each tool pays for getting its data to disk
-# (sluice-stage fsyncs every file itself; cp and rsync leave it to writeback).
+# (sluice-stage makes every file durable before its rename, small files in batches with one
+# syncfs; cp and rsync leave it to writeback).
 # Prints a table and one JSON line. Not a test: ctest never runs it.
 # Usage: tests/bench/stage.sh [DIR (default /var/tmp/sluice-bench)] [SLUICE_STAGE]
 #   SLUICE_STAGE defaults to $SLUICE_STAGE, then build*/staging/sluice-stage, then PATH.

@@ -372,3 +372,60 @@ BOOST_AUTO_TEST_CASE(relative_source_is_refused) {
   r.destination = "/tmp/x";
   BOOST_CHECK_THROW(stage_tree(r), InvalidArgument);
 }
+
+BOOST_AUTO_TEST_CASE(small_files_get_final_names_only_when_their_batch_commits) {
+  // Batched commits: written temporaries wait for one syncfs, then are renamed. A failure
+  // before the commit leaves neither final names nor temporaries, and a re-run resumes.
+  Sandbox s;
+  StageRequest r = s.request();
+  r.jobs = 1;  // deterministic order: chunked files (committed at once), then the rest in plan order
+  bool checked = false;
+  r.after_copy = [&](const std::string& source) {
+    if (source != (s.src / "shards/s2").string()) return;
+    checked = true;
+    for (const char* rel : {"empty", "readme.txt", "shards/s0", "shards/s1"})
+      BOOST_TEST(!fs::exists(s.dst / rel), rel << " has its final name before its batch's syncfs");
+    BOOST_TEST(!no_temp_files(s.dst));  // they wait as temporaries
+    BOOST_TEST(fs::exists(s.dst / "exact.bin"));  // chunked files commit on their own
+    throw std::runtime_error("simulated failure");
+  };
+  const std::string msg = message_of([&] { stage_tree(r); });
+  BOOST_TEST(checked);
+  BOOST_TEST(msg.find("simulated failure") != std::string::npos, msg);
+  BOOST_TEST(no_temp_files(s.dst));
+  for (const char* rel : {"empty", "readme.txt", "shards/s0", "shards/s1", "shards/s2"}) BOOST_TEST(!fs::exists(s.dst / rel), rel);
+
+  StageResult again = stage_tree(s.request());
+  BOOST_TEST(again.files_skipped == 2u);  // big.bin and exact.bin
+  BOOST_TEST(again.files_copied == 22u);
+  BOOST_TEST(no_temp_files(s.dst));
+  s.check_mirror();
+}
+
+BOOST_AUTO_TEST_CASE(many_small_files_in_many_directories) {
+  // More files than one batch and one task, several workers, files mode 0400 and 0700.
+  Sandbox s;
+  for (int i = 0; i < 700; ++i) {
+    const fs::path p = s.src / ("many/d" + std::to_string(i % 7)) / ("f" + std::to_string(i));
+    write_file(p, random_bytes(static_cast<std::size_t>(i * 13), static_cast<unsigned>(i)));
+    if (i % 5 == 0) fs::permissions(p, fs::perms::owner_read);
+  }
+  StageResult r = stage_tree(s.request());
+  BOOST_TEST(r.files_copied == 724u);
+  BOOST_TEST(no_temp_files(s.dst));
+  struct stat st {};
+  BOOST_REQUIRE(::stat((s.dst / "many/d0/f0").c_str(), &st) == 0);
+  BOOST_TEST((st.st_mode & 07777) == 0400u);
+  BOOST_REQUIRE(::stat((s.dst / "many/d1/f1").c_str(), &st) == 0);
+  BOOST_TEST((st.st_mode & 07777) == 0600u);
+  Manifest m = s.manifest();
+  UniqueFd fd = open_root(s.dst.string(), false);
+  for (int i : {0, 1, 350, 699}) {
+    const std::string rel = "many/d" + std::to_string(i % 7) + "/f" + std::to_string(i);
+    const ManifestEntry& e = m.files.at(rel);
+    BOOST_TEST((e.state == ManifestEntry::State::Staged));
+    UniqueFd f = open_beneath(fd.get(), rel, O_RDONLY);
+    BOOST_TEST(e.xxh3 == hash_file(f.get(), e.size, 0, rel));
+  }
+  BOOST_TEST(stage_tree(s.request()).files_skipped == 724u);
+}

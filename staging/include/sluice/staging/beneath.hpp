@@ -13,6 +13,7 @@
 
 #include <sys/types.h>
 
+#include <memory>
 #include <string>
 
 namespace sluice::staging {
@@ -38,21 +39,29 @@ std::string fd_path(int fd);
 class TempFile {
  public:
   TempFile(UniqueFd dir, std::string final_name, mode_t mode);
+  // DIR shared with other temporary files of the same directory (opened beneath the root
+  // by the caller); FINAL_NAME is one component. MODE is given to open (less the umask).
+  TempFile(std::shared_ptr<const UniqueFd> dir, std::string final_name, mode_t mode);
   TempFile(TempFile&&) noexcept = default;
   TempFile& operator=(TempFile&&) = delete;
   ~TempFile();
 
   int fd() const noexcept { return fd_.get(); }
-  int dir() const noexcept { return dir_.get(); }
+  int dir() const noexcept { return dir_->get(); }
   const std::string& temp_name() const noexcept { return temp_; }
   const std::string& final_name() const noexcept { return final_; }
+
+  // Closes the descriptor (the name stays); throws SystemError when close reports an error.
+  void close();
 
   // Renames to the final name. replace=false never clobbers an existing final name
   // (renameat2 RENAME_NOREPLACE, else link+unlink) and throws SystemError(EEXIST).
   void commit(bool replace);
 
  private:
-  UniqueFd dir_;
+  void create(mode_t mode);
+
+  std::shared_ptr<const UniqueFd> dir_;
   UniqueFd fd_;
   std::string final_;
   std::string temp_;

@@ -3,7 +3,11 @@
 //
 // What it guarantees (see docs in staging/README.md):
 //   - A file appears under its final name only complete: written as
-//     ".NAME.sluice-tmp.XXXXXX" in its final directory, fdatasync'ed, then renamed.
+//     ".NAME.sluice-tmp.XXXXXX" in its final directory, made durable, then renamed.
+//     Files copied in chunks are fdatasync'ed one by one; other files are committed in
+//     batches per worker (256 files, 64 MiB or 1 s): one syncfs() of the destination,
+//     then the batch's renames, then their manifest entries become "staged". A failure
+//     or cancel before the commit leaves no final name (failure: temporaries removed).
 //   - Everything in the destination is created beneath its root without following
 //     symlinks (beneath.hpp); symlinks in the *source* tree are refused, never followed.
 //   - An existing final name is replaced only if the manifest records it as staged from the
