@@ -55,6 +55,16 @@ struct StageRequest {
   const std::atomic<bool>* cancel = nullptr;   // set (e.g. from a signal handler) to stop
   std::size_t stop_after_files = 0;            // test hook: stop after this many copied files
   std::function<void(const std::string& source)> after_copy;  // test hook: runs before the "after" stat
+
+  // Node cache (cache.hpp): a file whose source identity (path, size, mtime, inode, ctime)
+  // has an entry there is hard-linked instead of copied; copied files are added to it.
+  // Empty: no cache. cache_max bounds its bytes (LRU eviction); 0: unbounded.
+  std::string cache_dir;
+  std::uint64_t cache_max = 0;
+
+  // Shard mode: stage only the share of SOURCE's files that belongs to node shard_index of
+  // shard_count (a split every node computes alike from the same listing).
+  unsigned shard_index = 0, shard_count = 1;
 };
 
 struct StageResult {
@@ -65,6 +75,9 @@ struct StageResult {
   std::uint64_t bytes_copied = 0;
   std::uint64_t bytes_skipped = 0;
   std::uint64_t dirs = 0;
+  std::uint64_t files_from_cache = 0;  // linked from the node cache instead of copied
+  std::uint64_t bytes_from_cache = 0;
+  std::uint64_t files_other_shards = 0;  // left to other nodes (shard mode)
   double seconds = 0;
 };
 

@@ -1,0 +1,154 @@
+#include <sluice/staging/job_status.hpp>
+
+#include <sluice/common/error.hpp>
+#include <sluice/common/unique_handle.hpp>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+
+#include <cerrno>
+#include <ctime>
+#include <random>
+
+namespace sluice::staging {
+
+using nlohmann::json;
+
+namespace {
+constexpr std::pair<StagePhase, std::string_view> kPhases[] = {
+    {StagePhase::StagingIn, "staging-in"}, {StagePhase::Ready, "ready"},   {StagePhase::StagingOut, "staging-out"},
+    {StagePhase::Done, "done"},            {StagePhase::Failed, "failed"},
+};
+// A status file is small; anything bigger is not ours.
+constexpr std::size_t kMaxStatusBytes = 1 << 20;
+}  // namespace
+
+std::string_view to_string(StagePhase phase) {
+  for (const auto& [p, name] : kPhases)
+    if (p == phase) return name;
+  return "unknown";
+}
+
+StagePhase stage_phase_from_string(std::string_view name) {
+  for (const auto& [p, n] : kPhases)
+    if (n == name) return p;
+  throw InvalidArgument("unknown staging phase " + quote_input(name));
+}
+
+std::string JobStageStatus::to_json() const {
+  return json{{"version", 1},
+              {"job_id", job_id},
+              {"node", node},
+              {"uid", uid},
+              {"bb_dir", bb_dir},
+              {"mode", mode},
+              {"phase", std::string(to_string(phase))},
+              {"bytes_done", bytes_done},
+              {"bytes_total", bytes_total},
+              {"files_done", files_done},
+              {"files_total", files_total},
+              {"seconds", seconds},
+              {"updated_unix", updated_unix},
+              {"error", error},
+              {"stager_pid", stager_pid},
+              {"stage_out_failed", stage_out_failed}}
+             .dump(1) +
+         "\n";
+}
+
+JobStageStatus JobStageStatus::from_json(const std::string& text, const std::string& origin) {
+  try {
+    const json j = json::parse(text);
+    if (j.at("version").get<int>() != 1) throw Error("unknown version " + j.at("version").dump());
+    JobStageStatus s;
+    s.job_id = j.at("job_id").get<std::uint64_t>();
+    s.node = j.at("node").get<std::string>();
+    s.uid = j.at("uid").get<std::uint32_t>();
+    s.bb_dir = j.at("bb_dir").get<std::string>();
+    s.mode = j.at("mode").get<std::string>();
+    s.phase = stage_phase_from_string(j.at("phase").get<std::string>());
+    s.bytes_done = j.at("bytes_done").get<std::uint64_t>();
+    s.bytes_total = j.at("bytes_total").get<std::uint64_t>();
+    s.files_done = j.at("files_done").get<std::uint64_t>();
+    s.files_total = j.at("files_total").get<std::uint64_t>();
+    s.seconds = j.at("seconds").get<double>();
+    s.updated_unix = j.at("updated_unix").get<std::int64_t>();
+    s.error = j.at("error").get<std::string>();
+    s.stager_pid = j.at("stager_pid").get<std::int64_t>();
+    s.stage_out_failed = j.at("stage_out_failed").get<bool>();
+    return s;
+  } catch (const json::exception& e) {
+    throw Error(origin + ": not a sluice staging status file: " + e.what());
+  } catch (const Error& e) {
+    throw Error(origin + ": not a sluice staging status file: " + e.what());
+  }
+}
+
+std::string job_status_path(const std::string& bb_root, std::uint64_t job_id) {
+  return bb_root + "/" + kStatusDirName + "/job_" + std::to_string(job_id) + ".json";
+}
+
+std::optional<JobStageStatus> load_job_status(const std::string& path) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+  if (!fd) {
+    if (errno == ENOENT) return std::nullopt;
+    throw SystemError("cannot open the staging status " + quote_input(path), errno);
+  }
+  std::string text;
+  char buf[65536];
+  for (;;) {
+    const ssize_t n = ::read(fd.get(), buf, sizeof buf);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      throw SystemError("cannot read the staging status " + quote_input(path), errno);
+    }
+    if (n == 0) break;
+    text.append(buf, static_cast<std::size_t>(n));
+    if (text.size() > kMaxStatusBytes) throw Error(quote_input(path) + " is too large for a staging status file");
+  }
+  return JobStageStatus::from_json(text, path);
+}
+
+void save_job_status(const std::string& bb_root, const JobStageStatus& status) {
+  const std::string dir = bb_root + "/" + kStatusDirName;
+  if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST)
+    throw SystemError("cannot create the staging status directory " + quote_input(dir), errno);
+  UniqueFd dfd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (!dfd) throw SystemError("cannot open the staging status directory " + quote_input(dir), errno);
+  struct stat st {};
+  if (::fstat(dfd.get(), &st) != 0) throw SystemError("cannot stat " + quote_input(dir), errno);
+  // Root writes here: the directory must be its own, or a user could swap the files.
+  if (st.st_uid != ::geteuid() || (st.st_mode & 022) != 0)
+    throw Error(quote_input(dir) + " must belong to uid " + std::to_string(::geteuid()) +
+                " and not be group/other writable");
+
+  const std::string name = "job_" + std::to_string(status.job_id) + ".json";
+  std::random_device rd;
+  const std::string tmp = "." + name + ".tmp" + std::to_string(rd());
+  UniqueFd fd(::openat(dfd.get(), tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0400));
+  if (!fd) throw SystemError("cannot create " + quote_input(dir + "/" + tmp), errno);
+  auto fail = [&](const std::string& what, int err) {
+    ::unlinkat(dfd.get(), tmp.c_str(), 0);
+    throw SystemError(what + " " + quote_input(dir + "/" + name), err);
+  };
+  JobStageStatus copy = status;
+  copy.updated_unix = static_cast<std::int64_t>(std::time(nullptr));
+  const std::string text = copy.to_json();
+  std::size_t off = 0;
+  while (off < text.size()) {
+    const ssize_t n = ::write(fd.get(), text.data() + off, text.size() - off);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      fail("cannot write", errno);
+    }
+    off += static_cast<std::size_t>(n);
+  }
+  if (::geteuid() == 0 && ::fchown(fd.get(), status.uid, 0) != 0) fail("cannot chown", errno);
+  if (::fsync(fd.get()) != 0) fail("cannot fsync", errno);
+  if (::renameat(dfd.get(), tmp.c_str(), dfd.get(), name.c_str()) != 0) fail("cannot rename into", errno);
+}
+
+}  // namespace sluice::staging
