@@ -1,0 +1,210 @@
+#include <sluice/common/user_process.hpp>
+
+#include <sluice/common/error.hpp>
+
+#include <fcntl.h>
+#include <grp.h>
+#include <poll.h>
+#include <pwd.h>
+#include <signal.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace sluice {
+
+UserCredentials lookup_user(uid_t uid, gid_t gid) {
+  UserCredentials c;
+  c.uid = uid;
+  c.gid = gid;
+  std::vector<char> buf(16384);
+  struct passwd pw {};
+  struct passwd* found = nullptr;
+  int rc;
+  while ((rc = ::getpwuid_r(uid, &pw, buf.data(), buf.size(), &found)) == ERANGE && buf.size() < (1u << 22))
+    buf.resize(buf.size() * 4);
+  if (rc != 0) throw SystemError("cannot look up uid " + std::to_string(uid), rc);
+  if (found == nullptr) throw Error("uid " + std::to_string(uid) + " is not in the password database");
+  c.name = pw.pw_name;
+  c.home = pw.pw_dir ? pw.pw_dir : "/";
+  int n = 64;
+  for (int tries = 0; tries < 8; ++tries) {
+    c.groups.assign(static_cast<std::size_t>(n), 0);
+    int count = n;
+    if (::getgrouplist(c.name.c_str(), gid, c.groups.data(), &count) >= 0) {
+      c.groups.resize(static_cast<std::size_t>(count));
+      return c;
+    }
+    n = count > n ? count : n * 4;
+  }
+  throw Error("cannot list the groups of user " + quote_input(c.name));
+}
+
+UserProcess::UserProcess(UserProcess&& o) noexcept
+    : pid_(std::exchange(o.pid_, -1)), out_(std::move(o.out_)), err_(std::move(o.err_)),
+      err_text_(std::move(o.err_text_)) {}
+
+UserProcess& UserProcess::operator=(UserProcess&& o) noexcept {
+  if (this != &o) {
+    UserProcess old(std::move(*this));  // kills and reaps a child this one still owned
+    pid_ = std::exchange(o.pid_, -1);
+    out_ = std::move(o.out_);
+    err_ = std::move(o.err_);
+    err_text_ = std::move(o.err_text_);
+  }
+  return *this;
+}
+
+UserProcess::~UserProcess() {
+  if (pid_ > 0) {
+    ::kill(pid_, SIGKILL);
+    while (::waitpid(pid_, nullptr, 0) < 0 && errno == EINTR) {
+    }
+  }
+}
+
+int UserProcess::wait(const std::function<void(const std::string&)>& on_line,
+                      std::optional<std::chrono::steady_clock::time_point> deadline) {
+  std::string out_buf;
+  constexpr std::size_t kKeepStderr = 64 * 1024;
+  while (out_ || err_) {
+    pollfd fds[2];
+    nfds_t n = 0;
+    if (out_) fds[n++] = {out_.get(), POLLIN, 0};
+    if (err_) fds[n++] = {err_.get(), POLLIN, 0};
+    int timeout_ms = -1;
+    if (deadline) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(*deadline - std::chrono::steady_clock::now());
+      if (left.count() <= 0) {
+        ::kill(pid_, SIGKILL);
+        throw Error("process " + std::to_string(pid_) + " did not finish in time; killed");
+      }
+      timeout_ms = static_cast<int>(std::min<long long>(left.count(), 1000));
+    }
+    const int rc = ::poll(fds, n, timeout_ms);
+    if (rc < 0) {
+      if (errno == EINTR) continue;
+      throw SystemError("poll on a child's output", errno);
+    }
+    for (nfds_t i = 0; i < n; ++i) {
+      if (fds[i].revents == 0) continue;
+      char buf[65536];
+      const ssize_t got = ::read(fds[i].fd, buf, sizeof buf);
+      if (got < 0 && errno == EINTR) continue;
+      const bool is_out = out_ && fds[i].fd == out_.get();
+      if (got <= 0) {
+        (is_out ? out_ : err_).reset();
+        continue;
+      }
+      if (is_out) {
+        out_buf.append(buf, static_cast<std::size_t>(got));
+        std::size_t nl;
+        while ((nl = out_buf.find('\n')) != std::string::npos) {
+          if (on_line) on_line(out_buf.substr(0, nl));
+          out_buf.erase(0, nl + 1);
+        }
+        if (out_buf.size() > (1u << 20)) out_buf.clear();  // a runaway line is not progress
+      } else {
+        err_text_.append(buf, static_cast<std::size_t>(got));
+        if (err_text_.size() > kKeepStderr) err_text_.erase(0, err_text_.size() - kKeepStderr);
+      }
+    }
+  }
+  if (!out_buf.empty() && on_line) on_line(out_buf);
+  int status = 0;
+  for (;;) {
+    if (::waitpid(pid_, &status, 0) >= 0) break;
+    if (errno != EINTR) throw SystemError("waitpid " + std::to_string(pid_), errno);
+  }
+  pid_ = -1;
+  return status;
+}
+
+namespace {
+
+// Async-signal-safe: write a fixed message and exit (between fork and exec).
+[[noreturn]] void child_fail(const char* what, int code) {
+  const int err = errno;
+  const char* reason = ::strerrordesc_np(err);
+  auto put = [](const char* s) {
+    if (s) (void)!::write(STDERR_FILENO, s, ::strlen(s));
+  };
+  put("sluice: cannot start the staging process as the job's user: ");
+  put(what);
+  put(": ");
+  put(reason ? reason : "unknown error");
+  put("\n");
+  ::_exit(code);
+}
+
+struct Pipe {
+  UniqueFd read, write;
+};
+
+Pipe make_pipe() {
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) throw SystemError("pipe2", errno);
+  return {UniqueFd(fds[0]), UniqueFd(fds[1])};
+}
+
+}  // namespace
+
+UserProcess spawn_as_user(const UserCredentials& creds, const UserProcessOptions& options) {
+  if (options.argv.empty() || options.argv[0].empty() || options.argv[0][0] != '/')
+    throw InvalidArgument("spawn_as_user needs an absolute program path");
+  // Everything the child uses is built before fork: no allocation after it.
+  std::vector<char*> argv, envp;
+  for (const std::string& a : options.argv) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  for (const std::string& e : options.env) envp.push_back(const_cast<char*>(e.c_str()));
+  envp.push_back(nullptr);
+  const std::vector<gid_t> groups = creds.groups;
+  UniqueFd devnull(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+  if (!devnull) throw SystemError("open /dev/null", errno);
+  Pipe out = make_pipe(), err = make_pipe();
+
+  const pid_t pid = ::fork();
+  if (pid < 0) throw SystemError("fork", errno);
+  if (pid == 0) {
+    // Child. Standard descriptors first, then nothing else stays open.
+    if (::dup2(devnull.get(), STDIN_FILENO) < 0 || ::dup2(out.write.get(), STDOUT_FILENO) < 0 ||
+        ::dup2(err.write.get(), STDERR_FILENO) < 0)
+      ::_exit(126);
+    if (::syscall(SYS_close_range, 3u, ~0u, 0u) != 0)
+      for (int fd = 3; fd < 65536; ++fd) ::close(fd);
+    ::signal(SIGPIPE, SIG_DFL);
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    if (options.new_session && ::setsid() < 0) child_fail("setsid", 126);
+    if (::setgroups(groups.size(), groups.data()) != 0) child_fail("setgroups", 126);
+    if (::setresgid(creds.gid, creds.gid, creds.gid) != 0) child_fail("setresgid", 126);
+    if (::setresuid(creds.uid, creds.uid, creds.uid) != 0) child_fail("setresuid", 126);
+    if (creds.uid != 0 && (::setuid(0) == 0 || ::seteuid(0) == 0)) {
+      errno = EPERM;
+      child_fail("root privileges could be regained after dropping them", 126);
+    }
+    if (::chdir(options.cwd.c_str()) != 0) child_fail("chdir", 126);
+    ::execve(argv[0], argv.data(), envp.data());
+    child_fail(argv[0], 127);
+  }
+  UserProcess p;
+  p.pid_ = pid;
+  p.out_ = std::move(out.read);
+  p.err_ = std::move(err.read);
+  return p;
+}
+
+std::string describe_wait_status(int status) {
+  if (WIFEXITED(status)) return "exited " + std::to_string(WEXITSTATUS(status));
+  if (WIFSIGNALED(status)) {
+    const char* name = ::sigabbrev_np(WTERMSIG(status));
+    return "killed by signal " + std::to_string(WTERMSIG(status)) + (name ? std::string(" (SIG") + name + ")" : "");
+  }
+  return "ended with status " + std::to_string(status);
+}
+
+}  // namespace sluice
