@@ -14,6 +14,7 @@ extern "C" {
 #include <sched.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstdint>
 #include <memory>
 #include <vector>
@@ -95,12 +96,51 @@ int place_task(spank_t sp, const PluginState& s) {
   return 0;
 }
 
+// The job's burst buffer on this node: exported to every step's tasks; a failed stage-in
+// (recorded by the prolog) fails them. The extern step runs no user code.
+void prepare_staging(spank_t sp, PluginState& s) {
+  std::uint32_t step = 0;
+  std::uint32_t job_id = 0;
+  if (spank_get_item(sp, S_JOB_STEPID, &step) != ESPANK_SUCCESS || step == SLURM_EXTERN_CONT) return;
+  if (spank_get_item(sp, S_JOB_ID, &job_id) != ESPANK_SUCCESS) return;
+  const std::string path = staging::job_status_path(s.config.bb_root, job_id);
+  std::optional<staging::JobStageStatus> status;
+  try {
+    status = staging::load_job_status(path);
+  } catch (const std::exception& e) {
+    s.stage_failure = std::string("cannot read the job's staging status: ") + e.what();
+    return;
+  }
+  char* requested = nullptr;
+  static spank_option stage_in{const_cast<char*>("stage-in"), nullptr, nullptr, 1, 0, nullptr};
+  const bool wants_stage_in = spank_option_getopt(sp, &stage_in, &requested) == ESPANK_SUCCESS;
+  if (!status) {
+    if (wants_stage_in)
+      s.stage_failure = "--stage-in was given but this node has no staging record for the job (" + path +
+                        "): the job prolog did not run; the site must set PrologFlags=Alloc";
+    return;
+  }
+  auto set = [&](const char* name, const std::string& value) {
+    if (spank_setenv(sp, name, value.c_str(), 1) != ESPANK_SUCCESS) throw Error(std::string("cannot set ") + name);
+  };
+  set("SLUICE_BB", status->bb_dir);
+  set("SLUICE_STAGE_STATUS", path);
+  set("SLUICE_STAGE_MODE", status->mode);
+  if (status->phase == staging::StagePhase::Failed && !status->stage_out_failed) s.stage_failure = status->error;
+}
+
 }  // namespace
 
 int remote_user_init(spank_t sp) {
   PluginState& s = state();
   s.placing = false;
   s.failure.clear();
+  s.stage_failure.clear();
+  prepare_staging(sp, s);
+  if (!s.stage_failure.empty()) {
+    slurm_error("sluice: %s", s.stage_failure.c_str());
+    return 0;  // each task fails in task_init (srun would exit 0 on a user_init failure)
+  }
   if (s.policy() == Policy::none || !is_task_step(sp)) return 0;
   try {
     prepare_step(s);
@@ -114,6 +154,11 @@ int remote_user_init(spank_t sp) {
 
 int remote_task_init(spank_t sp) {
   PluginState& s = state();
+  if (!s.stage_failure.empty()) {
+    // In the task, stderr is the job's: the user reads why in the job's error file.
+    std::fprintf(stderr, "sluice: this job's stage-in failed on this node: %s\n", s.stage_failure.c_str());
+    return -1;
+  }
   if (!s.failure.empty()) return -1;  // required: the task exits 1; optional: it runs unplaced
   if (!s.placing) return 0;
   return place_task(sp, s);

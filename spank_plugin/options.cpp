@@ -3,6 +3,7 @@
 #include "plugin_state.hpp"
 
 #include <sluice/common/error.hpp>
+#include <sluice/staging/spec.hpp>
 
 #include <iterator>
 
@@ -21,6 +22,50 @@ int on_gpu_topo(int, const char* optarg, int) noexcept {
   return -1;
 }
 
+// Staging options are parsed where the user submits (sbatch, salloc, srun), as the user:
+// '@MANIFEST' is read there. slurmstepd also sees the values but never acts on them.
+bool submitting() {
+  const spank_context_t ctx = spank_context();
+  return ctx == S_CTX_ALLOCATOR || ctx == S_CTX_LOCAL;
+}
+
+template <typename F>
+int staging_option(const char* name, const char* optarg, F&& apply) noexcept {
+  if (!submitting()) return 0;
+  try {
+    apply(std::string(optarg ? optarg : ""));
+    return 0;
+  } catch (const std::exception& e) {
+    slurm_error("sluice: --%s: %s", name, e.what());
+  } catch (...) {
+    slurm_error("sluice: --%s: unexpected failure", name);
+  }
+  return -1;
+}
+
+int on_stage_in(int, const char* optarg, int) noexcept {
+  return staging_option("stage-in", optarg, [](const std::string& v) {
+    auto& in = state().staging.in;
+    for (auto& spec : staging::parse_spec_arg(v)) {
+      if (in.size() >= staging::kMaxSpecs) throw InvalidArgument("more than " + std::to_string(staging::kMaxSpecs) + " specs");
+      in.push_back(std::move(spec));
+    }
+  });
+}
+
+int on_stage_out(int, const char* optarg, int) noexcept {
+  return staging_option("stage-out", optarg, [](const std::string& v) {
+    auto& out = state().staging.out;
+    if (out.size() >= staging::kMaxSpecs) throw InvalidArgument("more than " + std::to_string(staging::kMaxSpecs) + " specs");
+    out.push_back(staging::parse_out_spec(v));
+  });
+}
+
+int on_stage_mode(int, const char* optarg, int) noexcept {
+  return staging_option("stage-mode", optarg,
+                        [](const std::string& v) { state().staging.async = parse_stage_mode_async(v); });
+}
+
 spank_option options[] = {
     {const_cast<char*>("gpu-topo"), const_cast<char*>("pack|spread|none"),
      const_cast<char*>("[sluice] Place each task on its GPUs, the closest NIC and CPUs of its GPU's NUMA domain. "
@@ -29,9 +74,37 @@ spank_option options[] = {
                        "CUDA_VISIBLE_DEVICES (or ROCR_VISIBLE_DEVICES), UCX_NET_DEVICES, NCCL_IB_HCA (or "
                        "NCCL_SOCKET_IFNAME), CPU affinity and SLUICE_PLACEMENT (the whole node's placement)."),
      1, 0, on_gpu_topo},
+    {const_cast<char*>("stage-in"), const_cast<char*>("SRC[:DST][:shard]|@FILE"),
+     const_cast<char*>("[sluice] Copy SRC (an absolute file or directory path) into the job's node-local burst "
+                       "buffer $SLUICE_BB on every node before the tasks start, as DST (relative; default: SRC's "
+                       "last component). ':shard' gives each node only its share of SRC's files. Repeatable; "
+                       "@FILE reads one spec per line. Staged data is cached on the node for later jobs."),
+     1, 0, on_stage_in},
+    {const_cast<char*>("stage-out"), const_cast<char*>("SRC:DST"),
+     const_cast<char*>("[sluice] At job end (also after a failure, timeout or scancel), copy SRC (relative to "
+                       "$SLUICE_BB) to DST (absolute) on every node, verified; the burst buffer is removed only "
+                       "when this succeeded. Repeatable."),
+     1, 0, on_stage_out},
+    {const_cast<char*>("stage-mode"), const_cast<char*>("sync|async"),
+     const_cast<char*>("[sluice] sync (default): tasks start once stage-in is complete. async: tasks start at "
+                       "once; each staged file appears complete under its final name when ready, and "
+                       "$SLUICE_BB/<DST>/.sluice-manifest.json says which are."),
+     1, 0, on_stage_mode},
 };
 
 }  // namespace
+
+int allocator_post_opt(spank_t sp) {
+  const JobStaging& staging = state().staging;
+  if (staging.empty()) return 0;
+  for (const auto& [name, value] : job_control_env(staging)) {
+    if (spank_job_control_setenv(sp, name.c_str(), value.c_str(), 1) != ESPANK_SUCCESS) {
+      slurm_error("sluice: cannot pass the staging request to the job (%s, %zu bytes)", name.c_str(), value.size());
+      return -1;
+    }
+  }
+  return 0;
+}
 
 int register_options(spank_t sp) {
   for (spank_option& o : options) {

@@ -58,9 +58,32 @@ extern "C" int slurm_spank_init(spank_t sp, int ac, char** av) {
         return register_options(sp);
       case S_CTX_SLURMD:
         return slurmd_init();
-      default:  // prolog/epilog: nothing to place there
+      default:  // prolog/epilog: staging reads its request from the environment
         return 0;
     }
+  });
+}
+
+extern "C" int slurm_spank_init_post_opt(spank_t sp, int, char**) {
+  return guarded("init_post_opt", [&] {
+    const spank_context_t ctx = spank_context();
+    return ctx == S_CTX_ALLOCATOR || ctx == S_CTX_LOCAL ? allocator_post_opt(sp) : 0;
+  });
+}
+
+// slurmd's prolog/epilog helper calls these without slurm_spank_init: the plugstack.conf
+// arguments come with each call.
+extern "C" int slurm_spank_job_prolog(spank_t sp, int ac, char** av) {
+  return guarded("job_prolog", [&] {
+    state().config = parse_plugin_args(std::vector<std::string>(av, av + ac));
+    return job_prolog(sp);
+  });
+}
+
+extern "C" int slurm_spank_job_epilog(spank_t sp, int ac, char** av) {
+  return guarded("job_epilog", [&] {
+    state().config = parse_plugin_args(std::vector<std::string>(av, av + ac));
+    return job_epilog(sp);
   });
 }
 

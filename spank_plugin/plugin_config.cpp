@@ -1,6 +1,7 @@
 #include "plugin_config.hpp"
 
 #include <sluice/common/error.hpp>
+#include <sluice/common/strings.hpp>
 
 namespace sluice::spank {
 
@@ -28,9 +29,27 @@ PluginConfig parse_plugin_args(const std::vector<std::string>& args) {
     } else if (key == "run_dir") {
       if (value.front() != '/') throw InvalidArgument("plugstack.conf argument run_dir=" + value + " must be an absolute path");
       c.run_dir = value;
+    } else if (key == "bb_root" || key == "stage_tool") {
+      if (value.front() != '/' || value == "/")
+        throw InvalidArgument("plugstack.conf argument " + key + "=" + value + " must be an absolute path (not /)");
+      (key == "bb_root" ? c.bb_root : c.stage_tool) = value;
+    } else if (key == "cache_max") {
+      c.cache_max = parse_byte_size(value, "plugstack.conf argument cache_max=");
+    } else if (key == "stage_jobs") {
+      unsigned long n = 0;
+      std::size_t used = 0;
+      try {
+        n = std::stoul(value, &used);
+      } catch (const std::exception&) {
+        used = 0;
+      }
+      if (used != value.size() || n < 1 || n > 256)
+        throw InvalidArgument("plugstack.conf argument stage_jobs=" + value + " must be a number from 1 to 256");
+      c.stage_jobs = static_cast<unsigned>(n);
     } else {
       throw InvalidArgument("unknown plugstack.conf argument '" + a +
-                            "' (valid: default_policy=, topology_xml=, cpu_emulation=, run_dir=)");
+                            "' (valid: default_policy=, topology_xml=, cpu_emulation=, run_dir=, bb_root=, "
+                            "cache_max=, stage_tool=, stage_jobs=)");
     }
   }
   return c;

@@ -4,6 +4,7 @@
 
 #include <sluice/common/placement.hpp>
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -19,6 +20,13 @@ struct PluginConfig {
   std::string topology_xml;              // "" = discover this machine with hwloc
   CpuEmulation cpu_emulation = CpuEmulation::none;
   std::string run_dir = "/run/sluice";   // root-owned; holds the node's topology snapshot
+
+  // Staging (docs/staging.md). bb_root: node-local directory holding job_ID (each job's
+  // burst buffer), .status (per-job records) and .cache (one per user).
+  std::string bb_root = "/var/tmp/sluice";
+  std::uint64_t cache_max = 0;           // bytes of each user's node cache; 0: no cache
+  std::string stage_tool = SLUICE_STAGE_TOOL_DEFAULT;  // sluice-stage, run as the job's user
+  unsigned stage_jobs = 0;               // copy workers per stage; 0: sluice-stage's default
 };
 
 // Parses "key=value" arguments; throws InvalidArgument naming the bad argument and

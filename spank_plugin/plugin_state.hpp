@@ -2,6 +2,7 @@
 // per step and forks tasks from it, so what user_init computes reaches task_init.
 #pragma once
 
+#include "job_staging.hpp"
 #include "plugin_config.hpp"
 
 #include <sluice/common/cpu_set.hpp>
@@ -27,6 +28,10 @@ struct PluginState {
   // in task_init, because Slurm 22.05's srun exits 0 when a step fails in user_init.
   std::string failure;
 
+  JobStaging staging;                     // --stage-in/--stage-out/--stage-mode (sbatch, salloc, srun)
+  // Why this job's stage-in failed on this node (from its status record); each task fails.
+  std::string stage_failure;
+
   Policy policy() const { return requested.value_or(config.default_policy); }
 };
 
@@ -34,6 +39,13 @@ PluginState& state();
 
 // Registers --gpu-topo (allocator, local and remote contexts).
 int register_options(spank_t sp);
+
+// Allocator/local context, after the options: hands the staging request to the prolog.
+int allocator_post_opt(spank_t sp);
+
+// Job script context (slurmd's prolog/epilog helper, root).
+int job_prolog(spank_t sp);
+int job_epilog(spank_t sp);
 
 // slurmd context: at slurmd start, snapshot the node's topology for the steps.
 int slurmd_init();

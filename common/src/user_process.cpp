@@ -175,7 +175,8 @@ UserProcess spawn_as_user(const UserCredentials& creds, const UserProcessOptions
       ::_exit(126);
     if (::syscall(SYS_close_range, 3u, ~0u, 0u) != 0)
       for (int fd = 3; fd < 65536; ++fd) ::close(fd);
-    ::signal(SIGPIPE, SIG_DFL);
+    // Ignored signals survive exec; the program must stop on SIGTERM (scancel, epilog).
+    for (int sig : {SIGPIPE, SIGTERM, SIGINT, SIGHUP}) ::signal(sig, SIG_DFL);
     sigset_t none;
     sigemptyset(&none);
     ::sigprocmask(SIG_SETMASK, &none, nullptr);

@@ -54,6 +54,7 @@ std::string JobStageStatus::to_json() const {
               {"updated_unix", updated_unix},
               {"error", error},
               {"stager_pid", stager_pid},
+              {"stager_start", stager_start},
               {"stage_out_failed", stage_out_failed}}
              .dump(1) +
          "\n";
@@ -78,6 +79,7 @@ JobStageStatus JobStageStatus::from_json(const std::string& text, const std::str
     s.updated_unix = j.at("updated_unix").get<std::int64_t>();
     s.error = j.at("error").get<std::string>();
     s.stager_pid = j.at("stager_pid").get<std::int64_t>();
+    s.stager_start = j.at("stager_start").get<std::uint64_t>();
     s.stage_out_failed = j.at("stage_out_failed").get<bool>();
     return s;
   } catch (const json::exception& e) {

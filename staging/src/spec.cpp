@@ -111,6 +111,35 @@ StageSpec parse_spec(std::string_view text) {
   return spec;
 }
 
+StageOutSpec parse_out_spec(std::string_view text) {
+  for (unsigned char c : text)
+    if (c < 0x20 || c == 0x7f) bad(text, "control character");
+  if (text.size() >= 2 * PATH_MAX) bad(text, "too long");
+  const std::size_t colon = text.find(':');
+  if (colon == std::string_view::npos) bad(text, "expected SRC:DST (SRC in the burst buffer, DST an absolute path)");
+  const std::string_view src = text.substr(0, colon), dst = text.substr(colon + 1);
+  if (dst.find(':') != std::string_view::npos) bad(text, "too many ':' (expected SRC:DST; paths may not contain ':')");
+  if (src.empty() || dst.empty()) bad(text, "empty part (expected SRC:DST)");
+  if (dst.front() != '/') bad(text, "DST must be an absolute path");
+  StageOutSpec spec;
+  try {
+    spec.src = normalize_relative(src, "SRC");
+    check_text(dst, "DST");
+    spec.dst = "/" + join_components(dst, "DST");
+  } catch (const InvalidArgument& e) {
+    bad(text, e.what());
+  }
+  if (spec.dst == "/") bad(text, "DST is the root directory");
+  return spec;
+}
+
+std::string to_string(const StageSpec& spec) {
+  std::string dst = spec.dst == "shard" ? "./shard" : spec.dst;
+  return spec.src + ":" + dst + (spec.shard ? ":shard" : "");
+}
+
+std::string to_string(const StageOutSpec& spec) { return spec.src + ":" + spec.dst; }
+
 std::vector<StageSpec> parse_spec_list(std::string_view text, std::string_view origin) {
   if (text.size() > kMaxManifestBytes)
     throw InvalidArgument(std::string(origin) + ": larger than " + std::to_string(kMaxManifestBytes) + " bytes");

@@ -1,7 +1,10 @@
 // sluice-stage: copy training data into node-local storage (in) and results back (out),
 // resumable, verified, in parallel.
 #include <sluice/common/error.hpp>
+#include <sluice/staging/clean.hpp>
 #include <sluice/staging/copier.hpp>
+
+#include "job_mode.hpp"
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
@@ -12,6 +15,7 @@
 #include <atomic>
 #include <cstdio>
 #include <filesystem>
+#include <optional>
 
 namespace {
 
@@ -108,6 +112,8 @@ int main(int argc, char** argv) {
   unsigned jobs = 0;
   std::uint64_t chunk = 64ull << 20;
   bool verify = false, quiet = false;
+  bool progress_json = false;
+  std::string beneath;
 
   auto add_common = [&](CLI::App* sub) {
     sub->add_option("SRC", src, "file or directory to copy")->required();
@@ -120,12 +126,22 @@ int main(int argc, char** argv) {
         ->transform(CLI::AsSizeValue(false))
         ->check(CLI::Range(std::uint64_t{1} << 20, std::uint64_t{1} << 40));
     sub->add_flag("-q,--quiet", quiet, "no progress, only the summary line");
+    sub->add_flag("--progress-json", progress_json,
+                  "progress as one JSON object per line on stdout (bytes_done, bytes_total, files_done, files_total, "
+                  "seconds), at most twice a second and once at the end; for the SPANK plugin's status record");
   };
   auto* in = app.add_subcommand("in", "Stage SRC (shared file system) into DST (node-local). Files already staged "
                                       "from an unchanged source are skipped.");
   add_common(in);
   in->add_flag("--verify", verify, "before skipping a staged file, re-hash it and compare with the manifest; "
                                    "a corrupt copy is copied again");
+  in->add_option("--beneath", beneath,
+                 "DST must be inside this directory: every directory from it down to DST is created (0700) and "
+                 "none may be a symlink (the SPANK plugin passes the job's burst buffer)");
+  std::string clean_dir;
+  auto* clean = app.add_subcommand("clean", "Remove everything inside DIR (the job's burst buffer at job end) without "
+                                            "following symlinks or entering other file systems; DIR itself stays.");
+  clean->add_option("DIR", clean_dir, "directory to empty")->required();
   auto* out = app.add_subcommand("out", "Copy results SRC (node-local) to DST (shared file system); every file is "
                                         "verified by hash against its source after the copy.");
   add_common(out);
@@ -141,20 +157,45 @@ int main(int argc, char** argv) {
   ::sigaction(SIGINT, &sa, nullptr);
   ::sigaction(SIGTERM, &sa, nullptr);
 
-  ProgressPrinter printer(quiet);
+  if (clean->parsed()) {
+    try {
+      const sluice::staging::CleanResult r = sluice::staging::clean_tree(clean_dir);
+      std::printf("sluice-stage: clean %s: removed %llu files and %llu directories\n", clean_dir.c_str(),
+                  static_cast<unsigned long long>(r.files), static_cast<unsigned long long>(r.dirs));
+      return 0;
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "sluice-stage: %s\n", e.what());
+      return 1;
+    }
+  }
+
+  ProgressPrinter printer(quiet || progress_json);
+  sluice::staging::cli::JsonProgress json_progress;
+  sluice::staging::Progress last_progress;
   try {
     sluice::staging::StageRequest req;
     req.source = std::filesystem::absolute(src).lexically_normal().string();
     if (req.source.size() > 1 && req.source.back() == '/') req.source.pop_back();
     req.destination = dst;
+    std::optional<sluice::staging::cli::BeneathDestination> inside;
+    if (!beneath.empty()) {
+      inside.emplace(beneath, std::filesystem::path(dst).lexically_normal().string(),
+                     std::filesystem::is_directory(req.source));
+      req.destination = inside->path();
+    }
     req.jobs = jobs;
     req.chunk_size = chunk;
     req.verify = verify;
     req.verify_after_copy = out->parsed();
     req.cancel = &g_cancel;
-    req.on_progress = [&](const sluice::staging::Progress& p) { printer(p); };
+    req.on_progress = [&](const sluice::staging::Progress& p) {
+      printer(p);
+      last_progress = p;
+      if (progress_json) json_progress(p);
+    };
     sluice::staging::StageResult r = sluice::staging::stage_tree(req);
     printer.done();
+    if (progress_json) json_progress(last_progress, true);
     const double mbps = r.seconds > 0 ? static_cast<double>(r.bytes_copied) / r.seconds / 1e6 : 0;
     std::printf("sluice-stage: %s %s -> %s: %llu files, copied %llu (%s), skipped %llu unchanged, repaired %llu, "
                 "in %.2f s (%.0f MB/s)\n",

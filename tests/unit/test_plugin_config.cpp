@@ -85,3 +85,22 @@ BOOST_AUTO_TEST_CASE(bad_values) {
   expect_invalid({"cpu_emulation=cyclic"}, {"cpu_emulation", "cyclic"});
   expect_invalid({"cpu_emulation=yes"}, {"cpu_emulation", "yes"});
 }
+
+BOOST_AUTO_TEST_CASE(staging_arguments) {
+  PluginConfig d = parse_plugin_args({});
+  BOOST_TEST(d.bb_root == "/var/tmp/sluice");
+  BOOST_TEST(d.cache_max == 0u);  // no cache unless the site gives it room
+  BOOST_TEST(d.stage_tool.find("/sluice-stage") != std::string::npos);
+  PluginConfig c = parse_plugin_args({"bb_root=/local/bb", "cache_max=500G", "stage_tool=/opt/sluice/bin/sluice-stage",
+                                      "stage_jobs=4"});
+  BOOST_TEST(c.bb_root == "/local/bb");
+  BOOST_TEST(c.cache_max == 500ull << 30);
+  BOOST_TEST(c.stage_tool == "/opt/sluice/bin/sluice-stage");
+  BOOST_TEST(c.stage_jobs == 4u);
+  expect_invalid({"bb_root=local"}, {"bb_root=local", "absolute"});
+  expect_invalid({"bb_root=/"}, {"bb_root=/", "absolute"});
+  expect_invalid({"cache_max=lots"}, {"cache_max=", "lots"});
+  expect_invalid({"stage_jobs=0"}, {"stage_jobs=0", "1 to 256"});
+  expect_invalid({"stage_jobs=4x"}, {"stage_jobs=4x"});
+  expect_invalid({"stage_tool=sluice-stage"}, {"stage_tool=sluice-stage", "absolute"});
+}

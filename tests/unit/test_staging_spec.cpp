@@ -132,3 +132,35 @@ BOOST_AUTO_TEST_CASE(at_file_reads_a_manifest) {
   BOOST_CHECK_THROW(parse_spec_arg("@/nonexistent/manifest"), InvalidArgument);
   BOOST_CHECK_THROW(parse_spec_arg("@"), InvalidArgument);
 }
+
+namespace sluice::staging {
+std::ostream& operator<<(std::ostream& os, const StageOutSpec& s) { return os << to_string(s); }
+std::ostream& operator<<(std::ostream& os, const StageSpec& s) { return os << to_string(s); }
+}  // namespace sluice::staging
+
+BOOST_AUTO_TEST_CASE(stage_out_specs_take_a_relative_source_and_an_absolute_destination) {
+  BOOST_TEST(parse_out_spec("results:/lustre/me/run1") == (StageOutSpec{"results", "/lustre/me/run1"}));
+  BOOST_TEST(parse_out_spec(".:/lustre/me/all") == (StageOutSpec{".", "/lustre/me/all"}));
+  BOOST_TEST(parse_out_spec("a//./b:/x//y/") == (StageOutSpec{"a/b", "/x/y"}));
+  for (const char* bad : {"results", "results:", ":/x", "/abs:/x", "a:rel", "../up:/x", "a:/x/../y", "a:/x:/y",
+                          "a:/", "a\n:/x"}) {
+    BOOST_TEST_CONTEXT(bad) {
+      BOOST_CHECK_EXCEPTION(parse_out_spec(bad), sluice::InvalidArgument, [](const sluice::InvalidArgument& e) {
+        return std::string(e.what()).rfind("stage spec '", 0) == 0;
+      });
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(canonical_text_round_trips) {
+  for (const char* text : {"/data/set", "/data/set:dst", "/data/set:.", "/data/set:shard:shard", "/data/set:a/b:shard",
+                           "/data/shard"}) {
+    BOOST_TEST_CONTEXT(text) {
+      const StageSpec s = parse_spec(text);
+      BOOST_TEST(parse_spec(to_string(s)) == s);
+    }
+  }
+  const StageOutSpec o = parse_out_spec("out:/lustre/o");
+  BOOST_TEST(to_string(o) == "out:/lustre/o");
+  BOOST_TEST(parse_out_spec(to_string(o)) == o);
+}

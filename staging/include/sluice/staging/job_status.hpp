@@ -7,7 +7,7 @@
 //
 // {"version":1,"job_id":42,"node":"node1","uid":1000,"bb_dir":"/var/tmp/sluice/job_42",
 //  "mode":"sync","phase":"staging-in","bytes_done":0,"bytes_total":0,"files_done":0,
-//  "files_total":0,"seconds":0.0,"updated_unix":1700000000,"error":"","stager_pid":0,
+//  "files_total":0,"seconds":0.0,"updated_unix":1700000000,"error":"","stager_pid":0,"stager_start":0,
 //  "stage_out_failed":false}
 #pragma once
 
@@ -42,6 +42,7 @@ struct JobStageStatus {
   std::int64_t updated_unix = 0;
   std::string error;             // why the phase is Failed
   std::int64_t stager_pid = 0;   // async stage-in still running in this process (0: none)
+  std::uint64_t stager_start = 0;  // its start time (/proc/PID/stat field 22): guards against pid reuse
   bool stage_out_failed = false; // the results are still in bb_dir
 
   std::string to_json() const;

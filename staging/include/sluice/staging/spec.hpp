@@ -21,6 +21,15 @@ struct StageSpec {
   bool operator==(const StageSpec&) const = default;
 };
 
+// --stage-out=SRC:DST
+//   SRC  relative to the job's burst-buffer directory ("." for all of it)
+//   DST  absolute path on the shared file system; it mirrors SRC (as `sluice-stage out`)
+struct StageOutSpec {
+  std::string src;  // relative, lexically normal
+  std::string dst;  // absolute, lexically normal
+  bool operator==(const StageOutSpec&) const = default;
+};
+
 // Bounds on manifest files: they are user input read by a privileged process.
 inline constexpr std::size_t kMaxManifestBytes = 1 << 20;
 inline constexpr std::size_t kMaxSpecs = 4096;
@@ -35,6 +44,14 @@ std::vector<StageSpec> parse_spec_list(std::string_view text, std::string_view o
 
 // A spec argument: "@FILE" reads a manifest file (no nesting), anything else is one spec.
 std::vector<StageSpec> parse_spec_arg(std::string_view arg);
+
+// One stage-out spec; throws InvalidArgument naming the spec.
+StageOutSpec parse_out_spec(std::string_view text);
+
+// The canonical text of a spec: parsing it gives the spec back (a destination named
+// "shard" is written "./shard").
+std::string to_string(const StageSpec& spec);
+std::string to_string(const StageOutSpec& spec);
 
 // Checks a relative path (no leading '/', no '..', no control characters, within
 // PATH_MAX/NAME_MAX) and returns it lexically normal. `what` names it in messages.
