@@ -308,6 +308,22 @@ void start_async_stage_in(StageRun& run, const JobStaging& staging) {
 
 }  // namespace
 
+std::string expand_destination(const std::string& dst, const JobIdentity& job) {
+  std::string out;
+  for (std::size_t i = 0; i < dst.size(); ++i) {
+    if (dst[i] != '%' || i + 1 == dst.size()) {
+      out += dst[i];
+      continue;
+    }
+    const char c = dst[++i];
+    if (c == 'N') out += job.node;
+    else if (c == 'j') out += std::to_string(job.job_id);
+    else if (c == '%') out += '%';
+    else out += std::string("%") + c;  // not ours: kept as written
+  }
+  return out;
+}
+
 void prolog_stage(const PluginConfig& config, const JobIdentity& job, const JobStaging& staging) {
   UniqueFd bb_root = open_bb_root(config);
   const std::string job_dir = "job_" + std::to_string(job.job_id);
@@ -377,7 +393,8 @@ std::string epilog_stage(const PluginConfig& config, const JobIdentity& job, con
   run.save(true);
   for (const staging::StageOutSpec& spec : staging.out) {
     if (!failure.empty() || stage_in_failed) break;
-    failure = run.run({"out", spec.src == "." ? bb : bb + "/" + spec.src, spec.dst}, "stage-out of " + staging::to_string(spec));
+    failure = run.run({"out", spec.src == "." ? bb : bb + "/" + spec.src, expand_destination(spec.dst, job), "--if-exists"},
+                      "stage-out of " + staging::to_string(spec));
   }
   if (!failure.empty()) {
     status.phase = StagePhase::Failed;

@@ -61,6 +61,10 @@ struct JobIdentity {
 };
 JobIdentity job_identity_from_env(const GetEnv& getenv);
 
+// A stage-out DST with %N (this node's name), %j (the job id) and %% replaced, so each
+// node of a job can write its results to its own directory.
+std::string expand_destination(const std::string& dst, const JobIdentity& job);
+
 std::string job_bb_dir(const PluginConfig& config, std::uint64_t job_id);  // BB_ROOT/job_ID
 std::string user_cache_dir(const PluginConfig& config, uid_t uid);         // BB_ROOT/.cache/uid_N
 

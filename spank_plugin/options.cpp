@@ -82,8 +82,8 @@ spank_option options[] = {
      1, 0, on_stage_in},
     {const_cast<char*>("stage-out"), const_cast<char*>("SRC:DST"),
      const_cast<char*>("[sluice] At job end (also after a failure, timeout or scancel), copy SRC (relative to "
-                       "$SLUICE_BB) to DST (absolute) on every node, verified; the burst buffer is removed only "
-                       "when this succeeded. Repeatable."),
+                       "$SLUICE_BB) to DST (absolute) on every node that has SRC, verified; %N in DST is the node's "
+                       "name, %j the job id. The burst buffer is removed only when this succeeded. Repeatable."),
      1, 0, on_stage_out},
     {const_cast<char*>("stage-mode"), const_cast<char*>("sync|async"),
      const_cast<char*>("[sluice] sync (default): tasks start once stage-in is complete. async: tasks start at "

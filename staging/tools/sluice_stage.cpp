@@ -10,9 +10,11 @@
 #include <fmt/format.h>
 
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <cstdio>
 #include <filesystem>
 #include <optional>
@@ -145,6 +147,10 @@ int main(int argc, char** argv) {
   auto* out = app.add_subcommand("out", "Copy results SRC (node-local) to DST (shared file system); every file is "
                                         "verified by hash against its source after the copy.");
   add_common(out);
+  bool if_exists = false;
+  out->add_flag("--if-exists", if_exists,
+                "a SRC that does not exist is not an error: nothing to copy from this node (the SPANK plugin's "
+                "stage-out, where often only some nodes write results)");
 
   try {
     app.parse(argc, argv);
@@ -177,6 +183,11 @@ int main(int argc, char** argv) {
     req.source = std::filesystem::absolute(src).lexically_normal().string();
     if (req.source.size() > 1 && req.source.back() == '/') req.source.pop_back();
     req.destination = dst;
+    struct stat src_st {};
+    if (if_exists && ::lstat(req.source.c_str(), &src_st) != 0 && errno == ENOENT) {
+      std::printf("sluice-stage: out %s: does not exist, nothing to copy\n", req.source.c_str());
+      return 0;
+    }
     std::optional<sluice::staging::cli::BeneathDestination> inside;
     if (!beneath.empty()) {
       inside.emplace(beneath, std::filesystem::path(dst).lexically_normal().string(),

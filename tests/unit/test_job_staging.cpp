@@ -1,0 +1,188 @@
+// The plugin's staging core (prolog/epilog work), with the real sluice-stage run as an
+// unprivileged user: what a job may stage, where it lands, what is kept on failure.
+#define BOOST_TEST_MODULE job_staging
+#include "job_staging.hpp"
+
+#include <sluice/common/error.hpp>
+#include <sluice/staging/job_status.hpp>
+
+#include <boost/test/unit_test.hpp>
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <map>
+
+namespace fs = std::filesystem;
+using namespace sluice;
+using namespace sluice::spank;
+using staging::StagePhase;
+
+namespace {
+
+GetEnv env_of(std::map<std::string, std::string> vars) {
+  return [vars](const std::string& name) -> std::optional<std::string> {
+    auto it = vars.find(name);
+    return it == vars.end() ? std::nullopt : std::optional<std::string>(it->second);
+  };
+}
+
+constexpr uid_t kNobody = 65534;
+
+// A scratch area the unprivileged user can traverse: sources, results, a bb_root.
+struct Scratch {
+  fs::path root = fs::path("/var/tmp") / ("sluice-job-staging-" + std::to_string(::getpid()));
+  PluginConfig config;
+  JobIdentity job;
+  Scratch() {
+    fs::remove_all(root);
+    fs::create_directories(root / "src" / "ds" / "sub");
+    fs::create_directories(root / "results");
+    for (const char* f : {"ds/a.bin", "ds/sub/b.bin"}) std::ofstream(root / "src" / f) << "payload of " << f;
+    std::ofstream(root / "src" / "secret") << "root only";
+    ::chmod((root / "src" / "secret").c_str(), 0600);
+    for (auto& p : fs::recursive_directory_iterator(root))
+      if (p.is_directory()) ::chmod(p.path().c_str(), 0755);
+    ::chmod(root.c_str(), 0755);
+    ::chown((root / "results").c_str(), kNobody, kNobody);
+    config.bb_root = (root / "bb").string();
+    config.stage_tool = SLUICE_STAGE_TOOL;
+    job.job_id = 42;
+    job.uid = kNobody;
+    job.gid = kNobody;
+    job.node = "node1";
+    job.nodes = {"node1"};
+  }
+  ~Scratch() { fs::remove_all(root); }
+  staging::JobStageStatus status() const {
+    auto s = staging::load_job_status(staging::job_status_path(config.bb_root, job.job_id));
+    BOOST_REQUIRE(s.has_value());
+    return *s;
+  }
+  fs::path bb() const { return job_bb_dir(config, job.job_id); }
+};
+
+bool have_root() { return ::geteuid() == 0; }
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(request_round_trips_through_the_job_control_environment) {
+  JobStaging s;
+  s.in = {staging::parse_spec("/lustre/ds:data:shard"), staging::parse_spec("/lustre/model.pt")};
+  s.out = {staging::parse_out_spec("out:/lustre/runs/%j/%N")};
+  s.async = true;
+  std::map<std::string, std::string> vars;
+  for (const auto& [name, value] : job_control_env(s)) vars["SPANK_" + name] = value;
+  const JobStaging back = job_staging_from_env(env_of(vars));
+  BOOST_TEST(back.in.size() == 2u);
+  BOOST_TEST((back.in[0] == s.in[0]));
+  BOOST_TEST((back.in[1] == s.in[1]));
+  BOOST_TEST((back.out[0] == s.out[0]));
+  BOOST_TEST(back.async);
+}
+
+BOOST_AUTO_TEST_CASE(the_prolog_parses_the_users_values_again) {
+  // The job control environment comes from the submitting side: never trusted.
+  BOOST_CHECK_THROW(job_staging_from_env(env_of({{"SPANK_SLUICE_STAGE_IN", "/x:../../etc\n"}})), InvalidArgument);
+  BOOST_CHECK_THROW(job_staging_from_env(env_of({{"SPANK_SLUICE_STAGE_OUT", "/abs:/x\n"}})), InvalidArgument);
+  BOOST_CHECK_THROW(job_staging_from_env(env_of({{"SPANK_SLUICE_STAGE_MODE", "later"}})), InvalidArgument);
+  BOOST_CHECK_THROW(job_staging_from_env(env_of({{"SPANK_SLUICE_STAGE_IN", "@/etc/shadow\n"}})), InvalidArgument);
+  BOOST_TEST(job_staging_from_env(env_of({})).empty());
+}
+
+BOOST_AUTO_TEST_CASE(identity_comes_from_slurmd_and_must_be_complete) {
+  const JobIdentity j = job_identity_from_env(env_of({{"SLURM_JOB_ID", "7"},
+                                                      {"SLURM_JOB_UID", "1001"},
+                                                      {"SLURM_JOB_GID", "1002"},
+                                                      {"SLURMD_NODENAME", "gpu03"},
+                                                      {"SLURM_JOB_NODELIST", "gpu[01-04]"}}));
+  BOOST_TEST(j.job_id == 7u);
+  BOOST_TEST(j.uid == 1001u);
+  BOOST_TEST(j.node_index() == 2u);
+  BOOST_CHECK_THROW(job_identity_from_env(env_of({{"SLURM_JOB_ID", "7"}, {"SLURM_JOB_GID", "1"}})), Error);
+  BOOST_CHECK_THROW(job_identity_from_env(env_of({{"SLURM_JOB_ID", "7x"}, {"SLURM_JOB_UID", "1"}, {"SLURM_JOB_GID", "1"}})),
+                    Error);
+  JobIdentity stranger = j;
+  stranger.node = "login1";
+  BOOST_CHECK_THROW(stranger.node_index(), Error);
+}
+
+BOOST_AUTO_TEST_CASE(stage_out_destinations_name_the_node_and_job) {
+  JobIdentity j;
+  j.job_id = 99;
+  j.node = "gpu07";
+  BOOST_TEST(expand_destination("/lustre/runs/%j/%N", j) == "/lustre/runs/99/gpu07");
+  BOOST_TEST(expand_destination("/x/100%%/%q/%", j) == "/x/100%/%q/%");
+}
+
+BOOST_AUTO_TEST_CASE(stage_in_and_out_as_the_user_then_the_burst_buffer_goes) {
+  if (!have_root()) return;  // changes identity; CI runs as root
+  Scratch s;
+  JobStaging req;
+  req.in = {staging::parse_spec((s.root / "src" / "ds").string())};
+  req.out = {staging::parse_out_spec("out:" + (s.root / "results" / "%N").string())};
+  prolog_stage(s.config, s.job, req);
+  BOOST_TEST((s.status().phase == StagePhase::Ready));
+  struct stat st {};
+  BOOST_REQUIRE(::stat(s.bb().c_str(), &st) == 0);
+  BOOST_TEST(st.st_uid == kNobody);
+  BOOST_TEST((st.st_mode & 07777) == 0700u);
+  BOOST_REQUIRE(::stat((s.bb() / "ds" / "sub" / "b.bin").c_str(), &st) == 0);
+  BOOST_TEST(st.st_uid == kNobody);  // written by the user, not by root
+
+  fs::create_directories(s.bb() / "out");
+  std::ofstream(s.bb() / "out" / "model.pt") << "weights";
+  ::chown((s.bb() / "out").c_str(), kNobody, kNobody);
+  ::chown((s.bb() / "out" / "model.pt").c_str(), kNobody, kNobody);
+  BOOST_TEST(epilog_stage(s.config, s.job, req) == "");
+  BOOST_TEST(fs::exists(s.root / "results" / "node1" / "model.pt"));
+  BOOST_TEST(!fs::exists(s.bb()));
+  BOOST_TEST((s.status().phase == StagePhase::Done));
+}
+
+BOOST_AUTO_TEST_CASE(a_file_the_user_cannot_read_fails_the_stage_in_naming_it) {
+  if (!have_root()) return;
+  Scratch s;
+  JobStaging req;
+  req.in = {staging::parse_spec((s.root / "src" / "secret").string())};
+  prolog_stage(s.config, s.job, req);
+  const auto st = s.status();
+  BOOST_TEST((st.phase == StagePhase::Failed));
+  BOOST_TEST(st.error.find("secret") != std::string::npos, st.error);
+  BOOST_TEST(st.error.find("Permission denied") != std::string::npos, st.error);
+  BOOST_TEST(!fs::exists(s.bb() / "secret"));
+  // Nothing ran there: the epilog has nothing to stage out and removes the burst buffer.
+  BOOST_TEST(epilog_stage(s.config, s.job, req) == "");
+  BOOST_TEST(!fs::exists(s.bb()));
+  BOOST_TEST((s.status().phase == StagePhase::Failed));  // the reason stays visible
+}
+
+BOOST_AUTO_TEST_CASE(a_failed_stage_out_keeps_the_results) {
+  if (!have_root()) return;
+  Scratch s;
+  JobStaging req;
+  req.out = {staging::parse_out_spec("out:" + (s.root / "src" / "not-writable").string())};
+  prolog_stage(s.config, s.job, req);
+  fs::create_directories(s.bb() / "out");
+  std::ofstream(s.bb() / "out" / "model.pt") << "weights";
+  ::chown((s.bb() / "out").c_str(), kNobody, kNobody);
+  const std::string failure = epilog_stage(s.config, s.job, req);
+  BOOST_TEST(failure.find("stage-out of out:") != std::string::npos, failure);
+  BOOST_TEST(failure.find("kept in " + s.bb().string()) != std::string::npos, failure);
+  BOOST_TEST(fs::exists(s.bb() / "out" / "model.pt"));
+  const auto st = s.status();
+  BOOST_TEST((st.phase == StagePhase::Failed));
+  BOOST_TEST(st.stage_out_failed);
+}
+
+BOOST_AUTO_TEST_CASE(a_hostile_bb_root_is_refused) {
+  if (!have_root()) return;
+  Scratch s;
+  fs::create_directories(s.config.bb_root);
+  ::chmod(s.config.bb_root.c_str(), 0777);  // anyone could plant job_42 -> /etc
+  BOOST_CHECK_EXCEPTION(prolog_stage(s.config, s.job, {}), Error, [](const Error& e) {
+    return std::string(e.what()).find("writable by root only") != std::string::npos;
+  });
+}
