@@ -35,13 +35,15 @@ int job_prolog(spank_t) {
   } catch (const std::exception& e) {
     request_error = e.what();  // recorded below: the job's tasks fail with it
   }
-  // Only the node's own faults (bb_root unusable) fail the prolog, which drains the node.
+  // A failing prolog drains the node and requeues the job, so even the node's own faults
+  // (bb_root unusable) are only logged: a job that asked for staging then fails its tasks
+  // (no status record), every other job runs without a burst buffer.
   try {
     prolog_stage(config, job, request_error.empty() ? staging : JobStaging{});
   } catch (const std::exception& e) {
     slurm_error("sluice: job %llu: cannot prepare the burst buffer under %s: %s",
                 static_cast<unsigned long long>(job.job_id), config.bb_root.c_str(), e.what());
-    return -1;
+    return 0;
   }
   if (!request_error.empty()) {
     staging::JobStageStatus s = *staging::load_job_status(staging::job_status_path(config.bb_root, job.job_id));
@@ -66,7 +68,12 @@ int job_epilog(spank_t) {
                 static_cast<unsigned long long>(job.job_id), e.what());
   }
   // A failed stage-out keeps the files and is recorded; the node stays in service.
-  const std::string failure = epilog_stage(config, job, staging);
+  std::string failure;
+  try {
+    failure = epilog_stage(config, job, staging);
+  } catch (const std::exception& e) {
+    failure = std::string("staging at job end: ") + e.what();  // logged, never drains the node
+  }
   if (!failure.empty())
     slurm_error("sluice: job %llu: %s", static_cast<unsigned long long>(job.job_id), failure.c_str());
   return 0;

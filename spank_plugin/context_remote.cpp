@@ -117,7 +117,8 @@ void prepare_staging(spank_t sp, PluginState& s) {
   if (!status) {
     if (wants_stage_in)
       s.stage_failure = "--stage-in was given but this node has no staging record for the job (" + path +
-                        "): the job prolog did not run; the site must set PrologFlags=Alloc";
+                        "): the job prolog did not run or could not prepare the burst buffer (see the slurmd log; the site "
+                        "must set PrologFlags=Alloc)";
     return;
   }
   auto set = [&](const char* name, const std::string& value) {
