@@ -5,6 +5,7 @@
 #include <sluice/common/unique_handle.hpp>
 #include <sluice/common/user_process.hpp>
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -17,6 +18,8 @@
 #include <cstring>
 #include <cerrno>
 #include <chrono>
+#include <ctime>
+#include <memory>
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -306,6 +309,26 @@ void start_async_stage_in(StageRun& run, const JobStaging& staging) {
   if (current && current->phase == StagePhase::StagingIn) run.save(true);
 }
 
+// Status records of jobs long gone (their burst buffer removed) would pile up, one per job
+// and node: a week after its last update a record whose job_ID directory is gone is removed.
+void prune_old_status(int bb_root) {
+  UniqueFd dir(::openat(bb_root, staging::kStatusDirName, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (!dir) return;
+  std::unique_ptr<DIR, int (*)(DIR*)> listing(::fdopendir(::fcntl(dir.get(), F_DUPFD_CLOEXEC, 0)), ::closedir);
+  if (!listing) return;
+  const std::time_t cutoff = std::time(nullptr) - 7 * 24 * 3600;
+  while (const dirent* e = ::readdir(listing.get())) {
+    const std::string name = e->d_name;
+    if (name.rfind("job_", 0) != 0 || name.size() < 10 || name.compare(name.size() - 5, 5, ".json") != 0) continue;
+    struct stat st {};
+    if (::fstatat(dir.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0 || st.st_mtime > cutoff) continue;
+    const std::string job_dir = name.substr(0, name.size() - 5);
+    struct stat bb {};
+    if (::fstatat(bb_root, job_dir.c_str(), &bb, AT_SYMLINK_NOFOLLOW) == 0) continue;  // results kept: keep the record
+    ::unlinkat(dir.get(), name.c_str(), 0);
+  }
+}
+
 }  // namespace
 
 std::string expand_destination(const std::string& dst, const JobIdentity& job) {
@@ -326,6 +349,7 @@ std::string expand_destination(const std::string& dst, const JobIdentity& job) {
 
 void prolog_stage(const PluginConfig& config, const JobIdentity& job, const JobStaging& staging) {
   UniqueFd bb_root = open_bb_root(config);
+  prune_old_status(bb_root.get());
   const std::string job_dir = "job_" + std::to_string(job.job_id);
   make_user_dir(bb_root.get(), job_dir, job_bb_dir(config, job.job_id), job.uid, job.gid);
   if (config.cache_max > 0) {

@@ -11,6 +11,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <ctime>
+#include <fcntl.h>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -185,4 +187,27 @@ BOOST_AUTO_TEST_CASE(a_hostile_bb_root_is_refused) {
   BOOST_CHECK_EXCEPTION(prolog_stage(s.config, s.job, {}), Error, [](const Error& e) {
     return std::string(e.what()).find("writable by root only") != std::string::npos;
   });
+}
+
+BOOST_AUTO_TEST_CASE(week_old_records_of_removed_burst_buffers_are_pruned) {
+  if (!have_root()) return;
+  Scratch s;
+  prolog_stage(s.config, s.job, {});  // creates bb_root/.status
+  const fs::path status_dir = fs::path(s.config.bb_root) / ".status";
+  auto write_old = [&](const std::string& name) {
+    std::ofstream(status_dir / name) << "{}";
+    const struct timespec times[2] = {{0, UTIME_OMIT}, {std::time(nullptr) - 8 * 24 * 3600, 0}};
+    ::utimensat(AT_FDCWD, (status_dir / name).c_str(), times, 0);
+  };
+  write_old("job_1.json");                          // gone job: pruned
+  write_old("job_2.json");                          // results kept in job_2: stays
+  fs::create_directories(fs::path(s.config.bb_root) / "job_2");
+  std::ofstream(status_dir / "job_3.json") << "{}";  // recent: stays
+  JobIdentity next = s.job;
+  next.job_id = 43;
+  prolog_stage(s.config, next, {});
+  BOOST_TEST(!fs::exists(status_dir / "job_1.json"));
+  BOOST_TEST(fs::exists(status_dir / "job_2.json"));
+  BOOST_TEST(fs::exists(status_dir / "job_3.json"));
+  BOOST_TEST(fs::exists(status_dir / "job_42.json"));
 }
