@@ -76,6 +76,11 @@ std::string random_suffix() {
   return s;
 }
 
+std::string new_temp_name(const std::string& final_name) {
+  // Keep the temporary name within NAME_MAX however long the final name is.
+  return "." + final_name.substr(0, NAME_MAX - 32) + kTempMarker + random_suffix();
+}
+
 }  // namespace
 
 std::string fd_path(int fd) {
@@ -165,10 +170,8 @@ TempFile::TempFile(std::shared_ptr<const UniqueFd> dir, std::string final_name, 
 }
 
 void TempFile::create(mode_t mode) {
-  // Keep the temporary name within NAME_MAX however long the final name is.
-  std::string stem = final_.substr(0, NAME_MAX - 32);
   for (int attempt = 0;; ++attempt) {
-    temp_ = "." + stem + kTempMarker + random_suffix();
+    temp_ = new_temp_name(final_);
     // One component relative to a directory opened beneath the root: O_CREAT | O_EXCL never
     // follows a symlink (EEXIST), O_NOFOLLOW says so again. O_RDWR: read back to hash.
     int fd = ::openat(dir_->get(), temp_.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
@@ -177,6 +180,33 @@ void TempFile::create(mode_t mode) {
       return;
     }
     if (errno != EEXIST || attempt == 100) fail_open(dir_->get(), temp_, errno);
+  }
+}
+
+std::string link_temp(int from_dir, const std::string& from_name, int dir, const std::string& final_name) {
+  for (int attempt = 0;; ++attempt) {
+    std::string temp = new_temp_name(final_name);
+    // linkat without AT_SYMLINK_FOLLOW links a symlink itself, never its target; the
+    // caller checks what it linked before committing it.
+    if (::linkat(from_dir, from_name.c_str(), dir, temp.c_str(), 0) == 0) return temp;
+    if (errno != EEXIST || attempt == 100)
+      throw SystemError("link " + fd_path(from_dir) + "/" + from_name + " to " + fd_path(dir) + "/" + temp, errno);
+  }
+}
+
+void commit_temp(int d, const std::string& temp, const std::string& final_name, bool replace) {
+  auto target = [&] { return fd_path(d) + "/" + final_name; };  // for messages only
+  if (replace) {
+    // renameat replaces a symlink at the final name; it never follows it.
+    if (::renameat(d, temp.c_str(), d, final_name.c_str()) != 0)
+      throw SystemError("rename " + temp + " to " + target(), errno);
+  } else if (::renameat2(d, temp.c_str(), d, final_name.c_str(), RENAME_NOREPLACE) != 0) {
+    int err = errno;
+    if (err != EINVAL && err != ENOSYS) throw SystemError("rename " + temp + " to " + target(), err);
+    // Some network file systems lack RENAME_NOREPLACE; link() refuses an existing name too.
+    if (::linkat(d, temp.c_str(), d, final_name.c_str(), 0) != 0)
+      throw SystemError("link " + temp + " to " + target(), errno);
+    ::unlinkat(d, temp.c_str(), 0);
   }
 }
 
@@ -189,20 +219,7 @@ void TempFile::close() {
 }
 
 void TempFile::commit(bool replace) {
-  const int d = dir_->get();
-  auto target = [&] { return fd_path(d) + "/" + final_; };  // for messages only
-  if (replace) {
-    // renameat replaces a symlink at the final name; it never follows it.
-    if (::renameat(d, temp_.c_str(), d, final_.c_str()) != 0)
-      throw SystemError("rename " + temp_ + " to " + target(), errno);
-  } else if (::renameat2(d, temp_.c_str(), d, final_.c_str(), RENAME_NOREPLACE) != 0) {
-    int err = errno;
-    if (err != EINVAL && err != ENOSYS) throw SystemError("rename " + temp_ + " to " + target(), err);
-    // Some network file systems lack RENAME_NOREPLACE; link() refuses an existing name too.
-    if (::linkat(d, temp_.c_str(), d, final_.c_str(), 0) != 0)
-      throw SystemError("link " + temp_ + " to " + target(), errno);
-    ::unlinkat(d, temp_.c_str(), 0);
-  }
+  commit_temp(dir_->get(), temp_, final_, replace);
   committed_ = true;
 }
 

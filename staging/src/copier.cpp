@@ -1,8 +1,10 @@
 #include <sluice/staging/copier.hpp>
 
 #include <sluice/staging/beneath.hpp>
+#include <sluice/staging/cache.hpp>
 #include <sluice/staging/hash.hpp>
 #include <sluice/staging/manifest.hpp>
+#include <sluice/staging/shard.hpp>
 
 #include "copy_range.hpp"
 #include "plan.hpp"
@@ -95,15 +97,37 @@ class Stage {
  public:
   explicit Stage(const StageRequest& r) : req_(r) { ctx_.buffered_only = r.buffered_only; }
 
+  // The manifest's name for a source file (see StageRequest::source_label).
+  std::string recorded(const std::string& source) const {
+    return req_.source_label.empty() ? source : req_.source_label + ":" + source;
+  }
+
+  // One stage per destination: another one (a second node staging out into the same
+  // directory) is waited for up to lock_wait, then it is an error.
+  void lock_destination() {
+    const auto deadline = Clock::now() + req_.lock_wait;
+    while (::flock(root_.get(), LOCK_EX | LOCK_NB) != 0) {
+      const int err = errno;
+      if (err == EINTR) continue;
+      if (err != EWOULDBLOCK || Clock::now() >= deadline || (req_.cancel && req_.cancel->load()))
+        throw SystemError("lock " + root_name_ + " (is another sluice-stage writing into it?)", err);
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  }
+
   StageResult run() {
     const auto t0 = Clock::now();
     open_destination();
-    if (::flock(root_.get(), LOCK_EX | LOCK_NB) != 0)
-      throw SystemError("lock " + root_name_ + " (is another sluice-stage writing into it?)", errno);
+    lock_destination();
     manifest_ = Manifest::load(root_.get());
-    plan_ = detail::make_plan(req_.source, root_.get(), file_name_, manifest_);
+    plan_ = detail::make_plan(req_.source, root_.get(), file_name_, manifest_, req_.shard_index, req_.shard_count,
+                              req_.source_label);
     result_.files = plan_.files.size();
     result_.dirs = plan_.dirs.size();
+    result_.files_other_shards = plan_.other_shards.size();
+    // The manifest lists this node's files only: the runtime learns from it what is local.
+    for (const std::string& rel : plan_.other_shards) dirty_ = manifest_.files.erase(rel) > 0 || dirty_;
+    if (!req_.cache_dir.empty()) open_cache();
 
     std::uint64_t need = 0, replaced = 0;
     for (PlannedFile& f : plan_.files) {
@@ -112,11 +136,11 @@ class Stage {
         ++result_.files_skipped;
         result_.bytes_skipped += f.size;
         files_done_++;
-      } else if (f.action == Action::Copy) {
-        need += f.size;
-        if (f.replace || f.must_match) replaced += f.existing_size;
+      } else if (f.action == Action::Copy || f.action == Action::Link) {
+        if (f.action == Action::Copy) need += f.size;  // a link takes no space
+        if (f.action == Action::Copy && (f.replace || f.must_match)) replaced += f.existing_size;
         if (!f.must_match)  // records that the final name, if it appears, is ours
-          manifest_.files[f.rel] = {f.source, f.size, f.mtime_ns, 0, chunk_of(f), ManifestEntry::State::Pending};
+          manifest_.files[f.rel] = {recorded(f.source), f.size, f.mtime_ns, 0, chunk_of(f), ManifestEntry::State::Pending};
         dirty_ = true;
       }
     }
@@ -127,13 +151,95 @@ class Stage {
     if (dirty_) flush_manifest();
     make_tasks();
     run_pool();
+    if (cache_ && !cache_off_) {
+      try {
+        cache_->flush_index();
+        if (req_.cache_max > 0) evict_cache(cache_->path(), req_.cache_max);
+      } catch (const Error& e) {
+        cache_note(std::string("updating the node cache failed: ") + e.what());
+      }
+    }
 
     result_.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+    result_.note = note_;
     report_progress();
     return result_;
   }
 
  private:
+  // The node cache: opened beneath its path like the destination; unusable (another file
+  // system, a refused link) means a note and a plain copy, never a failed stage.
+  void open_cache() {
+    try {
+      cache_ = std::make_unique<NodeCache>(req_.cache_dir, /*create=*/true);
+    } catch (const SystemError& e) {  // missing and not creatable, unreadable: copy without it
+      cache_note(std::string("the node cache is unusable: ") + e.what());
+      return;
+    }  // a cache others may write (Error) fails the stage: it is a misconfiguration to fix
+    struct stat a {}, b {};
+    if (::fstat(cache_->fd(), &a) != 0) throw SystemError("stat " + req_.cache_dir, errno);
+    if (::fstat(root_.get(), &b) != 0) throw SystemError("stat " + root_name_, errno);
+    if (a.st_dev != b.st_dev) {
+      cache_note("the node cache " + req_.cache_dir + " is not on the file system of " + root_name_ +
+                 " (hard links cannot cross file systems)");
+      return;
+    }
+    // Look up every file to copy (a new final name, or one that is ours), before
+    // check_space (hits need no space); in parallel, for the entries the index lacks (a
+    // record read each).
+    std::vector<std::size_t> todo;
+    for (std::size_t i = 0; i < plan_.files.size(); ++i)
+      if (plan_.files[i].action == Action::Copy && !plan_.files[i].must_match) todo.push_back(i);
+    std::atomic<std::size_t> next{0};
+    auto look = [&] {
+      for (std::size_t k; !cache_off_ && (k = next.fetch_add(1)) < todo.size();) {
+        PlannedFile& f = plan_.files[todo[k]];
+        try {
+          if (auto e = cache_->lookup(key_of(f))) {
+            f.action = Action::Link;
+            f.staged_digest = e->xxh3;
+            f.staged_chunk = e->chunk_size;
+          }
+        } catch (const Error& e) {
+          cache_note(std::string("the node cache is unreadable: ") + e.what());
+        }
+      }
+    };
+    const unsigned n = static_cast<unsigned>(std::min<std::size_t>(req_.jobs ? req_.jobs : default_jobs(), todo.size() / 256 + 1));
+    std::vector<std::thread> threads;
+    for (unsigned t = 1; t < n; ++t) threads.emplace_back(look);
+    look();
+    for (auto& th : threads) th.join();
+    if (cache_off_)  // half looked up: copy everything rather than trust a failing cache
+      for (PlannedFile& f : plan_.files)
+        if (f.action == Action::Link) f.action = Action::Copy;
+  }
+
+  static CacheKey key_of(const PlannedFile& f) {
+    return {f.source, static_cast<std::uint64_t>(f.dev), static_cast<std::uint64_t>(f.ino), f.size, f.mtime_ns, f.ctime_ns};
+  }
+
+  // Turns the cache off for the rest of this stage, with the first reason as the note.
+  void cache_note(const std::string& why) {
+    std::lock_guard lk(note_mu_);
+    cache_off_ = true;
+    if (note_.empty()) note_ = why + "; copied without it";
+  }
+
+  // A committed copy into the cache. SRC_CTIME: the source's ctime after the copy; a
+  // source changed since the plan (even with its mtime put back) is not cached.
+  void cache_add(const PlannedFile& f, int dir, const std::string& name, std::uint64_t digest, std::int64_t src_ctime) {
+    if (!cache_ || cache_off_ || src_ctime != f.ctime_ns || (req_.cache_max > 0 && f.size > req_.cache_max)) return;
+    try {
+      cache_->add({key_of(f), digest, chunk_of(f)}, dir, name);
+    } catch (const SystemError& e) {
+      if (e.code() == EMLINK) return;  // this file has too many links; others may not
+      cache_note(std::string("the node cache could not take a link: ") + e.what());
+    } catch (const Error& e) {
+      cache_note(std::string("the node cache could not take a link: ") + e.what());
+    }
+  }
+
   std::uint64_t chunk_of(const PlannedFile& f) const {
     return req_.chunk_size > 0 && f.size > req_.chunk_size ? req_.chunk_size : 0;
   }
@@ -176,7 +282,7 @@ class Stage {
     }
     std::uint64_t bytes = 0;
     for (std::size_t i = 0; i < plan_.files.size(); ++i) {
-      if (plan_.files[i].action == Action::Skip || chunked_[i]) continue;
+      if (plan_.files[i].action == Action::Skip || chunked_[i]) continue;  // links too are whole-file tasks
       if (whole_tasks_ == 0 || tasks_.back().count >= kTaskFiles || bytes >= kTaskBytes) {
         tasks_.push_back({whole_.size(), 0, 0});
         ++whole_tasks_;
@@ -225,7 +331,7 @@ class Stage {
 
     // Renames are durable once their directories are; then the manifest can say so.
     // One syncfs covers every directory of the destination.
-    if (result_.files_copied > 0 && ::syncfs(root_.get()) != 0 && !error_)
+    if (result_.files_copied + result_.files_from_cache > 0 && ::syncfs(root_.get()) != 0 && !error_)
       error_ = std::make_exception_ptr(SystemError("syncfs " + root_name_, errno));
     try {
       if (dirty_) flush_manifest();
@@ -243,6 +349,7 @@ class Stage {
     PlannedFile* f;
     TempFile tmp;
     std::uint64_t digest;
+    std::int64_t src_ctime;  // after the copy (cache_add)
   };
   struct Worker {
     std::vector<Pending> batch;
@@ -275,6 +382,7 @@ class Stage {
           PlannedFile& f = plan_.files[whole_[k]];
           failed_source = f.source;
           if (f.action == Action::Verify) verify(w, f);
+          else if (f.action == Action::Link) link_cached(w, f);
           else copy_whole(w, f, std::move(src));
           if (!w.batch.empty() && (w.batch.size() >= kBatchFiles || w.batch_bytes >= kBatchBytes ||
                                    Clock::now() - w.batch_start >= kBatchAge))
@@ -316,6 +424,7 @@ class Stage {
       throw;
     }
     record(w, done);
+    for (Pending& p : w.batch) cache_add(*p.f, p.tmp.dir(), p.tmp.final_name(), p.digest, p.src_ctime);
     w.batch.clear();
     w.batch_bytes = 0;
   }
@@ -324,7 +433,7 @@ class Stage {
     std::lock_guard lk(mu_);
     for (std::size_t k = 0; k < n; ++k) {
       const PlannedFile& f = *w.batch[k].f;
-      manifest_.files[f.rel] = {f.source, f.size, f.mtime_ns, w.batch[k].digest, chunk_of(f), ManifestEntry::State::Staged};
+      manifest_.files[f.rel] = {recorded(f.source), f.size, f.mtime_ns, w.batch[k].digest, chunk_of(f), ManifestEntry::State::Staged};
       ++result_.files_copied;
       result_.bytes_copied += f.size;
     }
@@ -350,14 +459,15 @@ class Stage {
     return src;
   }
 
-  // The stat of the plan is "before"; this is "during" or "after".
-  void check_unchanged(const PlannedFile& f, int src) {
+  // The stat of the plan is "before"; this is "during" or "after". Returns the ctime.
+  std::int64_t check_unchanged(const PlannedFile& f, int src) {
     struct stat st {};
     if (::fstat(src, &st) != 0) throw SystemError("stat " + f.source, errno);
     if (st.st_dev != f.dev || st.st_ino != f.ino || static_cast<std::uint64_t>(st.st_size) != f.size ||
         detail::mtime_ns(st) != f.mtime_ns)
       throw Error("source " + f.source + " changed while it was copied (size " + std::to_string(f.size) + " -> " +
                   std::to_string(st.st_size) + ", or its mtime or inode changed); stage it again");
+    return detail::ctime_ns(st);
   }
 
   TempFile make_temp(const PlannedFile& f) {
@@ -367,14 +477,71 @@ class Stage {
   // A temporary in F's directory, the directory opened beneath the root once per run of
   // files in it (files are planned directory by directory). Created with F's mode where
   // the umask leaves it intact (finalize checks).
-  TempFile make_temp(Worker& w, const PlannedFile& f) {
+  TempFile make_temp(Worker& w, const PlannedFile& f) { return TempFile(dir_of(w, f), base_of(f.rel), mode_at_create(f)); }
+
+  const std::shared_ptr<const UniqueFd>& dir_of(Worker& w, const PlannedFile& f) {
     std::string dir = parent_of(f.rel);
     if (!w.dir || dir != w.dir_rel) {
       w.dir = std::make_shared<const UniqueFd>(open_beneath(root_.get(), dir, O_RDONLY | O_DIRECTORY));
       w.dir_rel = std::move(dir);
     }
-    return TempFile(w.dir, base_of(f.rel), mode_at_create(f));
+    return w.dir;
   }
+
+  // A cache hit: the entry's data linked and checked (cache.hpp); no syncfs, the data was
+  // durable when it entered the cache and the final syncfs covers the link. A new final
+  // name is linked directly (linkat never replaces, and the cache's file is always
+  // complete); one that is ours goes through a temporary and a rename. With verify, it is
+  // re-hashed before it counts. Falls back to a copy when the entry vanished or fails.
+  void link_cached(Worker& w, PlannedFile& f) {
+    const std::shared_ptr<const UniqueFd> dir = dir_of(w, f);
+    const std::string final_name = base_of(f.rel);
+    const bool direct = !f.replace;
+    std::optional<std::string> linked;
+    if (!cache_off_) {
+      try {
+        linked = cache_->link_into(cached_entry(f), dir->get(), final_name, f.mode & 0700, direct);
+      } catch (const SystemError& e) {
+        if (e.code() == EEXIST && direct)
+          throw Error("destination " + dst_name(f) + " appeared while staging " + f.source + "; not overwritten");
+        cache_note(std::string("linking from the node cache failed: ") + e.what());
+      } catch (const Error& e) {
+        cache_note(std::string("linking from the node cache failed: ") + e.what());
+      }
+    }
+    struct Unlink {  // what was linked, until it counts
+      int dir;
+      std::string name;
+      ~Unlink() {
+        if (!name.empty()) ::unlinkat(dir, name.c_str(), 0);
+      }
+    } guard{dir->get(), linked.value_or("")};
+    if (linked && req_.verify) {
+      UniqueFd fd = open_beneath(dir->get(), *linked, O_RDONLY | O_NOFOLLOW);
+      if (hash_file(fd.get(), f.size, f.staged_chunk, dst_name(f)) != f.staged_digest) {
+        cache_->forget(key_of(f));
+        linked.reset();
+        ::unlinkat(dir->get(), guard.name.c_str(), 0);
+        guard.name.clear();
+      }
+    }
+    if (!linked) {
+      f.action = Action::Copy;
+      bytes_total_ += f.size;
+      return copy_whole(w, f);
+    }
+    if (!direct) commit_temp(dir->get(), *linked, final_name, /*replace=*/true);
+    guard.name.clear();
+    std::lock_guard lk(mu_);
+    manifest_.files[f.rel] = {recorded(f.source), f.size, f.mtime_ns, f.staged_digest, f.staged_chunk, ManifestEntry::State::Staged};
+    dirty_ = true;
+    ++since_flush_;
+    ++result_.files_from_cache;
+    result_.bytes_from_cache += f.size;
+    files_done_++;
+  }
+
+  CacheEntry cached_entry(const PlannedFile& f) const { return {key_of(f), f.staged_digest, f.staged_chunk}; }
 
   mode_t mode_at_create(const PlannedFile& f) const {
     const mode_t want = f.mode & 0700;
@@ -479,7 +646,7 @@ class Stage {
     const std::string dst = dst_name(f);
     const std::uint64_t chunk = chunk_of(f);
     if (req_.after_copy) req_.after_copy(f.source);
-    check_unchanged(f, src);
+    const std::int64_t src_ctime = check_unchanged(f, src);
     if (req_.verify_after_copy && hash_file(src, f.size, chunk, f.source) != digest)
       throw Error("verification failed: " + dst + " differs from " + f.source + " after the copy");
     if (f.must_match) {
@@ -495,7 +662,7 @@ class Stage {
     if (w) {
       if (w->batch.empty()) w->batch_start = Clock::now();
       tmp.close();  // a batch may hold hundreds of files
-      w->batch.push_back({&f, std::move(tmp), digest});
+      w->batch.push_back({&f, std::move(tmp), digest, src_ctime});
       w->batch_bytes += f.size;
       count_written();
       return;
@@ -509,13 +676,14 @@ class Stage {
     }
     {
       std::lock_guard lk(mu_);
-      manifest_.files[f.rel] = {f.source, f.size, f.mtime_ns, digest, chunk, ManifestEntry::State::Staged};
+      manifest_.files[f.rel] = {recorded(f.source), f.size, f.mtime_ns, digest, chunk, ManifestEntry::State::Staged};
       dirty_ = true;
       ++since_flush_;
       ++result_.files_copied;
       result_.bytes_copied += f.size;
     }
     files_done_++;
+    cache_add(f, tmp.dir(), tmp.final_name(), digest, src_ctime);
     count_written();
   }
 
@@ -572,6 +740,10 @@ class Stage {
   }
 
   const StageRequest& req_;
+  std::unique_ptr<NodeCache> cache_;
+  std::atomic<bool> cache_off_{false};
+  std::mutex note_mu_;
+  std::string note_;
   const Clock::time_point start_ = Clock::now();
   UniqueFd root_;
   std::string root_name_, file_name_;
@@ -581,7 +753,7 @@ class Stage {
   std::vector<std::size_t> whole_;   // indices into plan_.files of the whole files
   std::size_t whole_tasks_ = 0;
   detail::CopyContext ctx_;
-  std::uint64_t bytes_total_ = 0;
+  std::atomic<std::uint64_t> bytes_total_{0};
   std::atomic<std::uint64_t> files_done_{0};
   std::atomic<std::size_t> next_{0};
   std::atomic<bool> stop_{false}, cancelled_{false};
@@ -609,6 +781,7 @@ StageResult stage_tree(const StageRequest& request) {
   if (request.source.empty() || request.source.front() != '/')
     throw InvalidArgument("source '" + request.source + "' must be an absolute path");
   if (request.destination.empty()) throw InvalidArgument("destination is empty");
+  check_shard(request.shard_index, request.shard_count);
   return Stage(request).run();
 }
 

@@ -2,6 +2,7 @@
 
 #include <sluice/common/error.hpp>
 #include <sluice/staging/beneath.hpp>
+#include <sluice/staging/shard.hpp>
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -43,46 +44,27 @@ std::vector<std::string> list_dir(int dirfd, const std::string& name) {
 
 class Planner {
  public:
-  Planner(int root, const Manifest& m) : root_(root), manifest_(m) {
+  Planner(int root, const Manifest& m, std::string source_prefix)
+      : root_(root), manifest_(m), source_prefix_(std::move(source_prefix)) {
     if (::fstat(root, &root_st_) != 0) throw SystemError("stat " + fd_path(root), errno);
   }
 
+  // Lists a file; decide() judges it once the shares are known.
   void file(const std::string& src, const struct stat& st, const std::string& rel, int dest_dir) {
-    PlannedFile f;
+    Listed l;
+    PlannedFile& f = l.f;
     f.rel = rel;
     f.source = src;
     f.size = static_cast<std::uint64_t>(st.st_size);
     f.mtime_ns = mtime_ns(st);
+    f.ctime_ns = ctime_ns(st);
     f.dev = st.st_dev;
     f.ino = st.st_ino;
     f.mode = st.st_mode;
     const std::string name = rel.substr(rel.rfind('/') + 1);
-    struct stat dst {};
-    bool exists = dest_dir >= 0 && ::fstatat(dest_dir, name.c_str(), &dst, AT_SYMLINK_NOFOLLOW) == 0;
-    if (!exists && dest_dir >= 0 && errno != ENOENT) throw SystemError("stat " + fd_path(root_) + "/" + rel, errno);
-    auto it = manifest_.files.find(rel);
-    const bool ours = it != manifest_.files.end() && it->second.source == src;
-    if (exists) {
-      if (!S_ISREG(dst.st_mode))
-        throw Error("destination " + fd_path(root_) + "/" + rel + " exists and is not a regular file");
-      f.existing_size = static_cast<std::uint64_t>(dst.st_size);
-    }
-    if (!exists) {
-      f.action = Action::Copy;
-    } else if (ours && it->second.state == ManifestEntry::State::Staged && it->second.size == f.size &&
-               it->second.mtime_ns == f.mtime_ns && f.existing_size == f.size) {
-      f.action = Action::Skip;  // upgraded to Verify by the caller when asked
-      f.staged_digest = it->second.xxh3;
-      f.staged_chunk = it->second.chunk_size;
-    } else if (ours) {
-      f.replace = true;
-    } else if (f.existing_size == f.size) {
-      f.must_match = true;
-    } else if (conflicts_++ == 0) {
-      first_conflict_ = "destination " + fd_path(root_) + "/" + rel + " exists with different content and was not staged from " +
-                        src + " (no manifest entry); remove it or stage elsewhere";
-    }
-    plan.files.push_back(std::move(f));
+    l.exists = dest_dir >= 0 && ::fstatat(dest_dir, name.c_str(), &l.dst, AT_SYMLINK_NOFOLLOW) == 0;
+    if (!l.exists && dest_dir >= 0 && errno != ENOENT) l.stat_errno = errno;
+    listed_.push_back(std::move(l));
   }
 
   void dir(int src_fd, const std::string& src, const std::string& rel) {
@@ -127,7 +109,23 @@ class Planner {
       if (is_temp_name(name)) ::unlinkat(dest_dir, name.c_str(), 0);  // best effort
   }
 
-  void finish() {
+  void finish(unsigned shard_index, unsigned shard_count) {
+    std::vector<unsigned> share;
+    if (shard_count > 1) {
+      std::vector<ShardFile> listing;
+      listing.reserve(listed_.size());
+      for (const Listed& l : listed_) listing.push_back({l.f.rel, l.f.size});
+      share = assign_shards(listing, shard_count);
+    }
+    plan.files.reserve(listed_.size());
+    for (std::size_t i = 0; i < listed_.size(); ++i) {
+      if (!share.empty() && share[i] != shard_index) {
+        plan.other_shards.push_back(std::move(listed_[i].f.rel));
+        continue;
+      }
+      decide(listed_[i]);
+    }
+    listed_.clear();
     if (conflicts_ > 1) first_conflict_ += " (and " + std::to_string(conflicts_ - 1) + " more conflicting files)";
     if (conflicts_ > 0) throw Error(first_conflict_);
   }
@@ -135,9 +133,48 @@ class Planner {
   Plan plan;
 
  private:
+  struct Listed {
+    PlannedFile f;
+    bool exists = false;
+    struct stat dst {};
+    int stat_errno = 0;
+  };
+
+  void decide(Listed& l) {
+    PlannedFile& f = l.f;
+    const std::string& rel = f.rel;
+    const std::string& src = f.source;
+    if (l.stat_errno != 0) throw SystemError("stat " + fd_path(root_) + "/" + rel, l.stat_errno);
+    auto it = manifest_.files.find(rel);
+    const bool ours = it != manifest_.files.end() && it->second.source == source_prefix_ + src;
+    if (l.exists) {
+      if (!S_ISREG(l.dst.st_mode))
+        throw Error("destination " + fd_path(root_) + "/" + rel + " exists and is not a regular file");
+      f.existing_size = static_cast<std::uint64_t>(l.dst.st_size);
+    }
+    if (!l.exists) {
+      f.action = Action::Copy;
+    } else if (ours && it->second.state == ManifestEntry::State::Staged && it->second.size == f.size &&
+               it->second.mtime_ns == f.mtime_ns && f.existing_size == f.size) {
+      f.action = Action::Skip;  // upgraded to Verify by the caller when asked
+      f.staged_digest = it->second.xxh3;
+      f.staged_chunk = it->second.chunk_size;
+    } else if (ours) {
+      f.replace = true;
+    } else if (f.existing_size == f.size) {
+      f.must_match = true;
+    } else if (conflicts_++ == 0) {
+      first_conflict_ = "destination " + fd_path(root_) + "/" + rel + " exists with different content and was not staged from " +
+                        src + " (no manifest entry); remove it or stage elsewhere";
+    }
+    plan.files.push_back(std::move(f));
+  }
+
+  std::vector<Listed> listed_;
   int root_;
   struct stat root_st_ {};
   const Manifest& manifest_;
+  const std::string source_prefix_;  // "LABEL:" (StageRequest::source_label) or ""
   std::size_t conflicts_ = 0;
   std::string first_conflict_;
 };
@@ -148,8 +185,13 @@ std::int64_t mtime_ns(const struct stat& st) {
   return static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
 }
 
-Plan make_plan(const std::string& source, int root, const std::string& file_name, const Manifest& manifest) {
-  Planner p(root, manifest);
+std::int64_t ctime_ns(const struct stat& st) {
+  return static_cast<std::int64_t>(st.st_ctim.tv_sec) * 1000000000 + st.st_ctim.tv_nsec;
+}
+
+Plan make_plan(const std::string& source, int root, const std::string& file_name, const Manifest& manifest,
+               unsigned shard_index, unsigned shard_count, const std::string& source_label) {
+  Planner p(root, manifest, source_label.empty() ? "" : source_label + ":");
   int fd = ::open(source.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);  // O_NONBLOCK: a FIFO must not hang us
   if (fd < 0) throw SystemError("open source " + source, errno);
   UniqueFd src(fd);
@@ -163,7 +205,7 @@ Plan make_plan(const std::string& source, int root, const std::string& file_name
   } else {
     throw Error("source " + source + " is not a regular file or a directory");
   }
-  p.finish();
+  p.finish(shard_index, shard_count);
   return std::move(p.plan);
 }
 

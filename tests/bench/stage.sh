@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Staging throughput: sluice-stage against cp -r and rsync -a on the same data in the same
-# run. Cases: (a) one 4 GiB file, (b) 20,000 files of 4-64 KiB (random content), (c) a second
-# `sluice-stage in` of (a)+(b) into the same destinations (resume: everything skipped).
+# run. Cases: (a) one 4 GiB file, (b) 20,000 files of 4-64 KiB (random content), (c) (a)+(b)
+# staged by a second job through the node cache (--cache-dir) into a new destination: hard
+# links, no copy (cp and rsync have no cache: they copy (a)+(b) again; the first sluice run
+# through the cache, which fills it, is reported as (c0)), (d) a second `sluice-stage in` of
+# (a)+(b) into the same destinations (resume: everything skipped).
 # Every timing includes a final `sync`, so each tool pays for getting its data to disk
 # (sluice-stage makes every file durable before its rename, small files in batches with one
 # syncfs; cp and rsync leave it to writeback).
@@ -25,7 +28,7 @@ small_files=${SMALL_FILES:-20000}
 mkdir -p "$dir"
 dir=$(cd "$dir" && pwd)
 src=$dir/src
-trap 'rm -rf "$src" "$dir"/dst-*; rmdir "$dir" 2>/dev/null || true' EXIT
+trap 'rm -rf "$src" "$dir"/dst-* "$dir/cache"; rmdir "$dir" 2>/dev/null || true' EXIT
 need=$(( (big_mib * 1024 * 1024 + small_files * 36 * 1024) * 4 ))
 avail=$(( $(df -Pk "$dir" | awk 'NR==2 {print $4}') * 1024 ))
 (( avail > need )) || { echo "stage.sh: $dir has $avail bytes free, needs $need" >&2; exit 1; }
@@ -72,32 +75,60 @@ for what in big small; do
   rm -rf "$dir/dst-rsync-$what"
   run "$what.sluice" "$stage" in "$src/$what" "$dir/dst-sluice/$what" -q
 done
+# (c) A second job on the node stages (a)+(b) again, into a new destination, through the
+# node cache. cp and rsync have no cache: they copy (a)+(b) again.
+cp_both() { mkdir -p "$1" && cp -r "$src/big" "$src/small" "$1/"; }
+run "cache.cp" cp_both "$dir/dst-cp-c"
+rm -rf "$dir/dst-cp-c"
+run "cache.rsync" rsync -a "$src/big" "$src/small" "$dir/dst-rsync-c/"
+rm -rf "$dir/dst-rsync-c"
+through_cache() {  # through_cache DST: (a) and (b) into DST through one cache
+  "$stage" in "$src/big" "$1/big" -q --cache-dir "$dir/cache" --cache-max 1T &&
+    "$stage" in "$src/small" "$1/small" -q --cache-dir "$dir/cache" --cache-max 1T
+}
+run "cache0.sluice" through_cache "$dir/dst-cache-job1"
+run "cache.sluice" through_cache "$dir/dst-cache-job2"
+"$stage" in "$src/small" "$dir/dst-cache-job3/small" --cache-dir "$dir/cache" >"$dir/cache-summary.txt"
+cat "$dir/cache-summary.txt" >&2
+grep -q "copied 0 (0 B).*, $small_files from cache" "$dir/cache-summary.txt" ||
+  { echo "stage.sh: the second stage through the cache copied files" >&2; exit 1; }
+cmp "$src/big/file.bin" "$dir/dst-cache-job2/big/file.bin"
+diff -r -x .sluice-manifest.json "$src/small" "$dir/dst-cache-job2/small" >/dev/null
+rm -rf "$dir"/dst-cache-job* "$dir/cache" "$dir/cache-summary.txt"
+
 resume() { "$stage" in "$src/big" "$dir/dst-sluice/big" -q && "$stage" in "$src/small" "$dir/dst-sluice/small" -q; }
 run "resume.sluice" resume
 cmp "$src/big/file.bin" "$dir/dst-sluice/big/file.bin"
 diff -r -x .sluice-manifest.json "$src/small" "$dir/dst-sluice/small" >/dev/null
 
-files_of() { case $1 in big) echo 1 ;; small) echo "$small_files" ;; resume) echo $((small_files + 1)) ;; esac; }
-bytes_of() { case $1 in big) echo "$big_bytes" ;; small) echo "$small_bytes" ;; resume) echo $((big_bytes + small_bytes)) ;; esac; }
+files_of() { case $1 in big) echo 1 ;; small) echo "$small_files" ;; *) echo $((small_files + 1)) ;; esac; }
+bytes_of() { case $1 in big) echo "$big_bytes" ;; small) echo "$small_bytes" ;; *) echo $((big_bytes + small_bytes)) ;; esac; }
 
-printf '%-28s %-7s %9s %9s %11s %9s\n' case tool seconds MB/s files/s "vs cp"
+printf '%-36s %-7s %9s %9s %11s %9s\n' case tool seconds MB/s files/s "vs cp"
 json="{\"bench\":\"stage\",\"dir\":\"$dir\",\"cold_cache\":\"$cold\",\"cpus\":$(nproc),\"results\":["
 sep=""
-for what in big small resume; do
+for what in big small cache0 cache resume; do
   case $what in
     big) label="(a) one $big_mib MiB file" ;;
     small) label="(b) $small_files files 4-64 KiB" ;;
-    resume) label="(c) second run of (a)+(b)" ;;
+    cache0) label="(c0) (a)+(b), 1st job, fills cache" ;;
+    cache) label="(c) (a)+(b), 2nd job, via cache" ;;
+    resume) label="(d) second run of (a)+(b)" ;;
   esac
   for tool in cp rsync sluice; do
     s=${secs[$what.$tool]:-}
     [[ -n $s ]] || continue
     mbs=$(calc "$(bytes_of $what) / $s / 1000000")
     fps=$(calc "$(files_of $what) / $s")
-    ratio="-"
-    [[ -n ${secs[$what.cp]:-} ]] && ratio=$(printf '%.2fx' "$(calc "${secs[$what.cp]} / $s")")
-    printf '%-28s %-7s %9.2f %9.0f %11.1f %9s\n' "$label" "$tool" "$s" "$mbs" "$fps" "$ratio"
-    json+="$sep{\"case\":\"$what\",\"tool\":\"$tool\",\"seconds\":$(printf '%.3f' "$s"),\"mb_per_s\":$(printf '%.1f' "$mbs"),\"files_per_s\":$(printf '%.1f' "$fps")}"
+    ratio="-" vs_cp=null
+    # (c0) has no cp run of its own: it is compared with (c)'s cp, which copies the same data.
+    cp_secs=${secs[$what.cp]:-${secs[${what%0}.cp]:-}}
+    if [[ -n $cp_secs ]]; then
+      vs_cp=$(printf '%.3f' "$(calc "$cp_secs / $s")")
+      ratio=$(printf '%.2fx' "$vs_cp")
+    fi
+    printf '%-36s %-7s %9.2f %9.0f %11.1f %9s\n' "$label" "$tool" "$s" "$mbs" "$fps" "$ratio"
+    json+="$sep{\"case\":\"$what\",\"tool\":\"$tool\",\"seconds\":$(printf '%.3f' "$s"),\"mb_per_s\":$(printf '%.1f' "$mbs"),\"files_per_s\":$(printf '%.1f' "$fps"),\"vs_cp\":$vs_cp}"
     sep=","
   done
 done

@@ -10,6 +10,8 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+#include <nlohmann/json.hpp>
+
 #include <filesystem>
 #include <fstream>
 
@@ -91,4 +93,23 @@ BOOST_AUTO_TEST_CASE(hex_digests) {
   BOOST_TEST(from_hex("0000000000000abc") == 0xabcull);
   BOOST_CHECK_THROW(from_hex("abc"), InvalidArgument);
   BOOST_CHECK_THROW(from_hex("000000000000ABCD"), InvalidArgument);
+}
+
+BOOST_AUTO_TEST_CASE(to_json_writes_what_nlohmann_would) {
+  // to_json is written by hand for speed; it must stay the text json::dump(1) gives.
+  Manifest m;
+  BOOST_TEST(m.to_json() == nlohmann::json({{"version", 1}, {"files", nlohmann::json::array()}}).dump(1) + "\n");
+  m.files["a/b.h5"] = {"/lustre/x/a/b.h5", 123, 1700000000123456789, 0x0123456789abcdefull, 0, ManifestEntry::State::Staged};
+  m.files["sp ace \"q\" \\ \t\n\x01 \xc3\xa9"] = {"/src/\xe2\x82\xac", 0, -5, 0, 64 << 20, ManifestEntry::State::Pending};
+  nlohmann::json files = nlohmann::json::array();
+  for (const auto& [path, e] : m.files)
+    files.push_back({{"path", path},
+                     {"source", e.source},
+                     {"size", e.size},
+                     {"mtime_ns", e.mtime_ns},
+                     {"xxh3", e.state == ManifestEntry::State::Staged ? to_hex(e.xxh3) : ""},
+                     {"chunk_size", e.chunk_size},
+                     {"state", e.state == ManifestEntry::State::Staged ? "staged" : "pending"}});
+  BOOST_TEST(m.to_json() == nlohmann::json({{"version", 1}, {"files", files}}).dump(1) + "\n");
+  BOOST_TEST((Manifest::from_json(m.to_json(), "test").files == m.files));
 }

@@ -71,6 +71,15 @@ class TempFile {
 // True when NAME is one of our temporary names (left behind by a killed stage).
 bool is_temp_name(const std::string& name);
 
+// Hard-links FROM_DIR/FROM_NAME (never following a symlink there) into DIR under a fresh
+// temporary name for FINAL_NAME, as TempFile names them; returns that name. Throws
+// SystemError (ENOENT: FROM_NAME vanished; EXDEV: another file system).
+std::string link_temp(int from_dir, const std::string& from_name, int dir, const std::string& final_name);
+
+// Renames DIR/TEMP to DIR/FINAL_NAME as TempFile::commit does (replace=false: EEXIST when
+// the final name exists).
+void commit_temp(int dir, const std::string& temp, const std::string& final_name, bool replace);
+
 namespace detail {
 enum class Resolver { Auto, Walk };
 UniqueFd open_beneath(int root, const std::string& rel, int flags, mode_t mode, Resolver how);

@@ -65,10 +65,17 @@ struct StageRequest {
   // Shard mode: stage only the share of SOURCE's files that belongs to node shard_index of
   // shard_count (a split every node computes alike from the same listing).
   unsigned shard_index = 0, shard_count = 1;
+
+  // Recorded in the manifest as LABEL:PATH instead of PATH. Several nodes staging out into
+  // one destination have the same burst-buffer paths; labelled by node, one node's file is
+  // never taken for another's (a clash is then a conflict, not a silent replacement).
+  std::string source_label;
+  // How long to wait for another stage into the same destination to finish (0: fail at once).
+  std::chrono::milliseconds lock_wait{0};
 };
 
 struct StageResult {
-  std::uint64_t files = 0;           // regular files in the source
+  std::uint64_t files = 0;           // regular files in the source (in shard mode: in this node's share)
   std::uint64_t files_copied = 0;
   std::uint64_t files_skipped = 0;   // unchanged since a previous stage (and verified with verify)
   std::uint64_t files_repaired = 0;  // verify found the staged copy corrupt; copied again
@@ -79,6 +86,7 @@ struct StageResult {
   std::uint64_t bytes_from_cache = 0;
   std::uint64_t files_other_shards = 0;  // left to other nodes (shard mode)
   double seconds = 0;
+  std::string note;  // why the node cache was not (fully) used, e.g. on another file system; usually empty
 };
 
 // The stage stopped on request (cancel flag, stop_after_files); the manifest records what
