@@ -417,7 +417,8 @@ std::string epilog_stage(const PluginConfig& config, const JobIdentity& job, con
   run.save(true);
   for (const staging::StageOutSpec& spec : staging.out) {
     if (!failure.empty() || stage_in_failed) break;
-    failure = run.run({"out", spec.src == "." ? bb : bb + "/" + spec.src, expand_destination(spec.dst, job), "--if-exists"},
+    failure = run.run({"out", spec.src == "." ? bb : bb + "/" + spec.src, expand_destination(spec.dst, job), "--if-exists",
+                       "--source-label", job.node.empty() ? "node" : job.node, "--wait-lock", "3600"},
                       "stage-out of " + staging::to_string(spec));
   }
   if (!failure.empty()) {

@@ -50,12 +50,13 @@ src_sums=$(cd "$data/ds" && find . -type f -exec sha256sum {} + | sort -k2)
 
 # 1. Sync stage-in on 2 nodes, stage-out from both, burst buffer removed afterwards.
 run_batch sync -N2 --stage-in="$data/ds" --stage-in="$data/model.pt:model/weights.pt" \
-  --stage-out="out:$data/results/%j/%N" -- '
+  --stage-out="out:$data/results/%j/%N" --stage-out="shared:$data/results/merged-%j" -- '
 srun -N2 --ntasks-per-node=1 bash -c "
   stat -c \"%U %a\" \$SLUICE_BB > '"$work"'/owner.\$SLURMD_NODENAME
   (cd \$SLUICE_BB/ds && find . -type f ! -name .sluice-manifest.json -exec sha256sum {} + | sort -k2) > '"$work"'/sums.\$SLURMD_NODENAME
   cmp -s \$SLUICE_BB/model/weights.pt '"$data/model.pt"' && echo model-ok > '"$work"'/model.\$SLURMD_NODENAME
-  mkdir -p \$SLUICE_BB/out && echo result of \$SLURMD_NODENAME > \$SLUICE_BB/out/result.txt"'
+  mkdir -p \$SLUICE_BB/out \$SLUICE_BB/shared && echo result of \$SLURMD_NODENAME > \$SLUICE_BB/out/result.txt
+  echo part of \$SLURMD_NODENAME > \$SLUICE_BB/shared/part.\$SLURMD_NODENAME"'
 rc=$?
 show sync
 job=$(cat sync.jobid)
@@ -65,6 +66,7 @@ for n in node1 node2; do
   check "$n: every staged file matches its source (sha256)" test "$(cat "sums.$n" 2>/dev/null)" == "$src_sums"
   check "$n: a file staged under another name (model/weights.pt)" test -s "model.$n"
   check "$n: results staged out to DST/%j/%N" grep -qx "result of $n" "$data/results/$job/$n/result.txt"
+  check "$n: its part reached the DST shared by both nodes" grep -qx "part of $n" "$data/results/merged-$job/part.$n"
   check "$n: burst buffer removed after stage-out" test ! -e "$(bb_of $n)/job_$job"
   check "$n: status record says done" test "$(phase_of $n "$job")" == done
 done
