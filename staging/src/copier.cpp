@@ -330,8 +330,10 @@ class Stage {
     for (auto& th : threads) th.join();
 
     // Renames are durable once their directories are; then the manifest can say so.
-    // One syncfs covers every directory of the destination.
-    if (result_.files_copied + result_.files_from_cache > 0 && ::syncfs(root_.get()) != 0 && !error_)
+    // One syncfs covers every directory of the destination. Links from the node cache
+    // alone need none: their data is durable already, and a link lost in a crash is found
+    // missing by the next run and made again (a second job's stage-in costs no flush).
+    if (result_.files_copied > 0 && ::syncfs(root_.get()) != 0 && !error_)
       error_ = std::make_exception_ptr(SystemError("syncfs " + root_name_, errno));
     try {
       if (dirty_) flush_manifest();
