@@ -429,14 +429,20 @@ std::string epilog_stage(const PluginConfig& config, const JobIdentity& job, con
     return status.error;
   }
 
-  // Stage-out done: the user empties the burst buffer (no symlink is followed), root
-  // removes the then empty directory it created.
-  std::string removal = run.run({"clean", bb}, "removing the burst buffer");
-  if (removal.empty()) {
-    UniqueFd bb_root = open_bb_root(config);
-    const std::string name = "job_" + std::to_string(job.job_id);
-    if (::unlinkat(bb_root.get(), name.c_str(), AT_REMOVEDIR) != 0 && errno != ENOENT)
+  // Stage-out done: root removes the directory it created once it is empty. A job that
+  // left files there has them removed by the user (no symlink is followed) first; most
+  // jobs without staging leave it empty and cost no process.
+  UniqueFd bb_root = open_bb_root(config);
+  const std::string name = "job_" + std::to_string(job.job_id);
+  std::string removal;
+  if (::unlinkat(bb_root.get(), name.c_str(), AT_REMOVEDIR) != 0 && errno != ENOENT) {
+    if (errno == ENOTEMPTY || errno == EEXIST) {
+      removal = run.run({"clean", bb}, "removing the burst buffer");
+      if (removal.empty() && ::unlinkat(bb_root.get(), name.c_str(), AT_REMOVEDIR) != 0 && errno != ENOENT)
+        removal = "cannot remove " + bb + ": " + std::string(::strerrordesc_np(errno));
+    } else {
       removal = "cannot remove " + bb + ": " + std::string(::strerrordesc_np(errno));
+    }
   }
   status.phase = removal.empty() && !stage_in_failed ? StagePhase::Done : StagePhase::Failed;
   status.error = !removal.empty() ? removal : stage_in_failed ? stage_in_error : "";
