@@ -1,0 +1,369 @@
+// The communicator: bootstrap over MPI (peers, node membership, shm segment), the call
+// signature and tag, algorithm selection and dispatch, failure bookkeeping.
+#include <sluice/collectives/communicator.hpp>
+
+#include "algorithms.hpp"
+#include "async_engine.hpp"
+#include "mpi_handles.hpp"
+#include "mpi_transport.hpp"
+#include "peers.hpp"
+#include "reduce.hpp"
+#include "selection.hpp"
+#include "shm_group.hpp"
+
+#include <sluice/common/placement_record.hpp>
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <iterator>
+#include <map>
+#include <sstream>
+
+namespace sluice::coll {
+
+// --- Options ---------------------------------------------------------------------------------
+namespace {
+template <typename T>
+bool env_number(const char* var, T& out, T lo, T hi) {
+  const char* v = std::getenv(var);
+  if (!v || !*v) return false;
+  T x{};
+  auto [p, ec] = std::from_chars(v, v + std::strlen(v), x);
+  if (ec != std::errc() || *p != 0 || x < lo || x > hi)
+    throw InvalidArgument(std::string(var) + "='" + quote_input(v) + "' is not a number in [" + std::to_string(lo) +
+                          ", " + std::to_string(hi) + "]");
+  out = x;
+  return true;
+}
+}  // namespace
+
+Options Options::from_environment() {
+  Options o;
+  long long ms = 0;
+  if (env_number<long long>("SLUICE_COLL_TIMEOUT_MS", ms, 1, 86'400'000)) o.timeout = std::chrono::milliseconds(ms);
+  if (const char* a = std::getenv("SLUICE_ALLREDUCE_ALGO")) {
+    auto alg = parse_algorithm(a);
+    if (!alg) throw InvalidArgument(std::string("SLUICE_ALLREDUCE_ALGO='") + quote_input(a) +
+                                    "' (auto, shm, ring, rd, rabenseifner, hierarchical)");
+    o.algorithm = *alg;
+  }
+  int flag = 0;
+  if (env_number<int>("SLUICE_COLL_CHECK", flag, 0, 1)) o.check_signature = flag != 0;
+  if (env_number<int>("SLUICE_COLL_SHM", flag, 0, 1)) o.shm = flag != 0;
+  env_number<std::size_t>("SLUICE_COLL_SHM_STEP", o.shm_step_bytes, 4096, std::size_t{1} << 30);
+  env_number<std::size_t>("SLUICE_COLL_SHM_FLAT", o.shm_flat_bytes, 0, std::size_t{1} << 30);
+  env_number<std::size_t>("SLUICE_COLL_SHM_STREAM", o.shm_stream_bytes, 0, std::size_t{1} << 62);
+  env_number<std::size_t>("SLUICE_COLL_RING_SEGMENT", o.ring_segment_bytes, 64, std::size_t{1} << 30);
+  env_number<int>("SLUICE_COLL_RING_DEPTH", o.ring_depth, 2, 64);
+  env_number<std::size_t>("SLUICE_COLL_FUSION_BYTES", o.fusion_bytes, 0, std::size_t{1} << 40);
+  long long us = 0;
+  if (env_number<long long>("SLUICE_COLL_CYCLE_US", us, 10, 10'000'000)) o.cycle = std::chrono::microseconds(us);
+  return o;
+}
+
+// --- Node membership -------------------------------------------------------------------------
+namespace {
+// The placement record's node name (SLUICE_PLACEMENT: the JSON itself or a file holding it),
+// "" when absent or unreadable (then MPI_Comm_split_type alone decides).
+std::string placement_node() {
+  const char* raw = std::getenv("SLUICE_PLACEMENT");
+  if (!raw || !*raw) return {};
+  std::string text = raw;
+  if (text.front() != '{') {
+    std::ifstream in(text);
+    if (!in) return {};
+    text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  try {
+    return NodePlacement::from_json(text).node;
+  } catch (const Error& e) {
+    std::fprintf(stderr, "sluice collectives: ignoring SLUICE_PLACEMENT: %s\n", e.what());
+    return {};
+  }
+}
+
+std::uint64_t fnv1a(std::string_view s, std::uint64_t h = 1469598103934665603ull) {
+  for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
+  return h;
+}
+
+std::uint64_t mix(std::uint64_t x) {  // splitmix64 finaliser
+  x ^= x >> 30;
+  x *= 0xbf58476d1ce4e5b9ull;
+  x ^= x >> 27;
+  x *= 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+
+constexpr std::size_t kName = 64;
+struct WireInfo {
+  char host[kName];
+  char node[kName];
+  std::int64_t pid;
+  std::int64_t leader;  // global rank of this rank's local rank 0
+};
+}  // namespace
+
+struct Communicator::Impl {
+  Options options;
+  UniqueComm comm;     // private duplicate: our tags never meet the user's messages
+  UniqueComm local;    // ranks of this node
+  int rank = 0, size = 1, local_rank = 0, local_size = 1, nodes = 1, node_index = 0;
+  bool uniform = true;
+  std::vector<PeerInfo> peers;
+  std::vector<int> local_ranks;  // global ranks of this node, by local rank
+  std::vector<int> rail;         // global ranks with my local rank, by node
+  std::unique_ptr<MpiTransport> transport;
+  std::unique_ptr<ShmGroup> shm;
+  std::uint64_t calls = 0;
+  std::string broken;  // why, once a call failed
+  std::unique_ptr<AsyncEngine> engine;  // last member: stopped and joined first
+
+  void allreduce(const void* send, void* recv, std::size_t count, DataType type, ReduceOp op,
+                 const AllreduceOptions& call);
+
+  Topology topology() const { return Topology{size, nodes, local_size, uniform, shm != nullptr}; }
+
+  Algorithm resolve(std::size_t bytes, const AllreduceOptions& call) const {
+    Algorithm a = call.algorithm != Algorithm::automatic ? call.algorithm : options.algorithm;
+    if (a == Algorithm::automatic) a = select_algorithm(bytes, topology(), options.ring_segment_bytes);
+    return a;
+  }
+
+  int make_tag(std::uint64_t signature) const {
+    const int max_tag = transport->max_tag();  // reserved for failure notices
+    if (max_tag >= (1 << 30)) return int(((calls & 0xff) << 22) | (signature & 0x3fffff));
+    return int((((calls & 0x7) << 11) | (signature & 0x7ff)) % std::uint64_t(max_tag));
+  }
+
+  void run(const void* send, void* recv, std::size_t count, DataType type, ReduceOp op, Algorithm algo,
+           std::uint64_t signature, Watchdog& dog);
+};
+
+Communicator::Communicator(MPI_Comm user, Options options) : impl_(std::make_unique<Impl>()) {
+  Impl& m = *impl_;
+  m.options = std::move(options);
+  MPI_Comm dup = MPI_COMM_NULL;
+  mpi_check(MPI_Comm_dup(user, &dup), "MPI_Comm_dup");
+  m.comm.reset(dup);
+  MPI_Comm_set_errhandler(dup, MPI_ERRORS_RETURN);
+  MPI_Comm_rank(dup, &m.rank);
+  MPI_Comm_size(dup, &m.size);
+
+  // Node: ranks that share memory (MPI_Comm_split_type) and, when sluice placed the job, the
+  // same placement node (the dev cluster runs two "nodes" on one host).
+  MPI_Comm shared = MPI_COMM_NULL;
+  mpi_check(MPI_Comm_split_type(dup, MPI_COMM_TYPE_SHARED, m.rank, MPI_INFO_NULL, &shared), "MPI_Comm_split_type");
+  UniqueComm shared_guard(shared);
+  const std::string node = placement_node();
+  MPI_Comm local = MPI_COMM_NULL;
+  mpi_check(MPI_Comm_split(shared, int(fnv1a(node) & 0x7fffffff), m.rank, &local), "MPI_Comm_split (node)");
+  m.local.reset(local);
+  MPI_Comm_set_errhandler(local, MPI_ERRORS_RETURN);
+  MPI_Comm_rank(local, &m.local_rank);
+  MPI_Comm_size(local, &m.local_size);
+  int leader = m.rank;
+  mpi_check(MPI_Bcast(&leader, 1, MPI_INT, 0, local), "MPI_Bcast (node leader)");
+
+  WireInfo mine{};
+  char host[256] = {};
+  ::gethostname(host, sizeof host - 1);
+  std::snprintf(mine.host, kName, "%s", host);
+  std::snprintf(mine.node, kName, "%s", node.empty() ? host : node.c_str());
+  mine.pid = ::getpid();
+  mine.leader = leader;
+  std::vector<WireInfo> all(std::size_t(m.size));
+  mpi_check(MPI_Allgather(&mine, sizeof mine, MPI_BYTE, all.data(), sizeof mine, MPI_BYTE, dup), "MPI_Allgather (peers)");
+  std::map<std::int64_t, std::vector<int>> by_leader;  // ordered by leader rank: node order
+  m.peers.resize(all.size());
+  for (std::size_t i = 0; i < all.size(); ++i) {
+    PeerInfo& p = m.peers[i];
+    p.host.assign(all[i].host, strnlen(all[i].host, kName));
+    p.node.assign(all[i].node, strnlen(all[i].node, kName));
+    p.pid = pid_t(all[i].pid);
+    p.same_host = p.host == mine.host;
+    by_leader[all[i].leader].push_back(int(i));
+  }
+  m.nodes = int(by_leader.size());
+  int idx = 0;
+  for (auto& [l, members] : by_leader) {
+    if (l == leader) {
+      m.node_index = idx;
+      m.local_ranks = members;
+    }
+    if (int(members.size()) != m.local_size) m.uniform = false;
+    ++idx;
+  }
+  if (m.uniform)
+    for (auto& [l, members] : by_leader) m.rail.push_back(members[std::size_t(m.local_rank)]);
+
+  m.transport = std::make_unique<MpiTransport>(dup, m.peers);
+  long host_ranks = 0;
+  for (const PeerInfo& p : m.peers) host_ranks += p.same_host ? 1 : 0;
+  const long cpus = ::sysconf(_SC_NPROCESSORS_ONLN);
+  const bool oversubscribed = cpus > 0 && host_ranks > cpus;
+  m.transport->oversubscribed = oversubscribed;
+  if (m.options.shm && m.local_size > 1) {
+    m.shm = std::make_unique<ShmGroup>(local, m.local_ranks, m.peers, m.options, oversubscribed);
+    m.transport->set_extra_check([shm = m.shm.get()] { shm->check_failures(); });
+  }
+}
+
+Communicator::~Communicator() {
+  if (impl_) impl_->engine.reset();  // collective: waits for every rank's progress thread
+}
+Communicator::Communicator(Communicator&&) noexcept = default;
+Communicator& Communicator::operator=(Communicator&&) noexcept = default;
+
+int Communicator::rank() const noexcept { return impl_->rank; }
+int Communicator::size() const noexcept { return impl_->size; }
+int Communicator::local_rank() const noexcept { return impl_->local_rank; }
+int Communicator::local_size() const noexcept { return impl_->local_size; }
+int Communicator::node_count() const noexcept { return impl_->nodes; }
+bool Communicator::uniform_nodes() const noexcept { return impl_->uniform; }
+const Options& Communicator::options() const noexcept { return impl_->options; }
+
+Algorithm Communicator::select(std::size_t bytes, const AllreduceOptions& call) const {
+  return impl_->resolve(bytes, call);
+}
+
+void Communicator::allreduce(const void* send, void* recv, std::size_t count, DataType type, ReduceOp op,
+                             const AllreduceOptions& call) {
+  if (impl_->engine) {  // one thread drives the communicator: queue it behind the others
+    if (call.algorithm != Algorithm::automatic)
+      throw InvalidArgument("allreduce: a forced algorithm cannot be combined with allreduce_async");
+    allreduce_async(send, recv, count, type, op).wait();
+    return;
+  }
+  impl_->allreduce(send, recv, count, type, op, call);
+}
+
+AllreduceHandle Communicator::allreduce_async(const void* send, void* recv, std::size_t count, DataType type,
+                                              ReduceOp op) {
+  Impl& m = *impl_;
+  if (int(type) < 0 || int(type) >= kDataTypeCount) throw InvalidArgument("allreduce_async: unknown data type");
+  if (int(op) < 0 || int(op) >= kReduceOpCount) throw InvalidArgument("allreduce_async: unknown op");
+  if (count > 0 && recv == nullptr) throw InvalidArgument("allreduce_async: recv is null");
+  if (!m.engine) {
+    int level = MPI_THREAD_SINGLE;
+    MPI_Query_thread(&level);
+    const bool mpi_free = m.size == 1 || (m.nodes == 1 && m.shm && m.local_size == m.size);
+    if (!mpi_free && level < MPI_THREAD_MULTIPLE)
+      throw InvalidArgument("allreduce_async: this communicator spans nodes (or has no shared memory), so its "
+                            "progress thread calls MPI: initialise MPI with MPI_Init_thread(MPI_THREAD_MULTIPLE)");
+    Impl* impl = &m;
+    m.engine = std::make_unique<AsyncEngine>(
+        [impl](const void* s, void* r, std::size_t n, DataType t, ReduceOp o) { impl->allreduce(s, r, n, t, o, {}); },
+        m.options.fusion_bytes, m.options.cycle);
+  }
+  return AllreduceHandle(m.engine->submit(send, recv, count, type, op));
+}
+
+void Communicator::average_gradients(std::span<const Tensor> tensors) {
+  std::vector<AllreduceHandle> handles;
+  handles.reserve(tensors.size());
+  for (const Tensor& t : tensors) handles.push_back(allreduce_async(t.send, t.recv, t.count, t.type, ReduceOp::avg));
+  for (const AllreduceHandle& h : handles) h.wait();
+}
+
+void Communicator::Impl::allreduce(const void* send, void* recv, std::size_t count, DataType type, ReduceOp op,
+                                   const AllreduceOptions& call) {
+  Impl& m = *this;
+  if (!m.broken.empty()) throw BrokenCommunicator("allreduce: the communicator is broken by an earlier failure: " + m.broken);
+  if (int(type) < 0 || int(type) >= kDataTypeCount) throw InvalidArgument("allreduce: unknown data type");
+  if (int(op) < 0 || int(op) >= kReduceOpCount) throw InvalidArgument("allreduce: unknown op");
+  if (count > 0 && recv == nullptr) throw InvalidArgument("allreduce: recv is null");
+  if (send == nullptr) send = recv;
+  const std::size_t bytes = count * size_of(type);
+  const Algorithm algo = m.resolve(bytes, call);
+  ++m.calls;
+  if (count == 0) return;
+  if (m.size == 1) {
+    if (send != recv) std::memcpy(recv, send, bytes);
+    return;
+  }
+  std::uint64_t signature = 0;
+  if (m.options.check_signature)
+    signature = mix(mix(mix(count) ^ (std::uint64_t(type) << 8 | std::uint64_t(op) << 16)) ^ std::uint64_t(algo)) | 1;
+  Watchdog dog(m.options.timeout);
+  try {
+    m.run(send, recv, count, type, op, algo, signature, dog);
+  } catch (const PeerError& e) {
+    m.broken = e.what();
+    const int kind = dynamic_cast<const MismatchError*>(&e) ? 3 : dynamic_cast<const PeerTimeout*>(&e) ? 2 : 1;
+    if (m.shm) m.shm->mark_failed(e.peer(), kind);
+    m.transport->broadcast_failure(e.peer(), kind);
+    throw;
+  } catch (const std::exception& e) {
+    m.broken = e.what();
+    if (m.shm) m.shm->mark_failed(m.rank, 1);
+    m.transport->broadcast_failure(m.rank, 1);
+    throw;
+  }
+}
+
+void Communicator::Impl::run(const void* send, void* recv, std::size_t count, DataType type, ReduceOp op,
+                             Algorithm algo, std::uint64_t signature, Watchdog& dog) {
+  const std::size_t esz = size_of(type);
+  const ReduceOp wire_op = op == ReduceOp::avg ? ReduceOp::sum : op;
+  const Call c{type, wire_op, make_tag(signature), dog, options};
+
+  auto transport_algo = [&](Algorithm a, Group& g, void* buf, std::size_t n) {
+    switch (a) {
+      case Algorithm::ring: ring_allreduce(g, buf, n, c); break;
+      case Algorithm::recursive_doubling: recursive_doubling_allreduce(g, buf, n, c); break;
+      case Algorithm::rabenseifner: rabenseifner_allreduce(g, buf, n, c); break;
+      default: throw InvalidArgument("allreduce: not a transport algorithm: " + std::string(name(a)));
+    }
+  };
+
+  switch (algo) {
+    case Algorithm::shm: {
+      if (!shm || local_size != size)
+        throw InvalidArgument("allreduce: algorithm shm needs every rank on one node with shared memory (" +
+                              std::to_string(nodes) + " nodes here)");
+      shm->allreduce(send, recv, count, type, op, std::size_t(size), signature, dog);
+      return;
+    }
+    case Algorithm::hierarchical: {
+      if (nodes == 1 && shm) {
+        shm->allreduce(send, recv, count, type, op, std::size_t(size), signature, dog);
+        return;
+      }
+      if (!shm || !uniform) {
+        if (!uniform)
+          throw InvalidArgument("allreduce: algorithm hierarchical needs the same number of ranks on every node");
+        // One rank per node: the rail is everyone.
+        break;
+      }
+      Group g{*transport, rail, 0};
+      g.me = node_index;
+      ShmGroup::ShareHook hook = [&](void* share, std::size_t n, std::size_t) {
+        if (n == 0) return;
+        const Algorithm inner = select_transport_algorithm(n * esz, nodes, options.ring_segment_bytes);
+        transport_algo(inner, g, share, n);
+        if (op == ReduceOp::avg) divide(type, share, n, std::size_t(size));
+      };
+      shm->allreduce(send, recv, count, type, wire_op, 0, signature, dog, &hook);
+      return;
+    }
+    default: break;
+  }
+  Algorithm a = algo == Algorithm::hierarchical
+                    ? select_transport_algorithm(count * esz, size, options.ring_segment_bytes)
+                    : algo;
+  if (send != recv) std::memcpy(recv, send, count * esz);
+  std::vector<int> everyone(static_cast<std::size_t>(size));
+  for (int i = 0; i < size; ++i) everyone[std::size_t(i)] = i;
+  Group g{*transport, std::move(everyone), rank};
+  transport_algo(a, g, recv, count);
+  if (op == ReduceOp::avg) divide(type, recv, count, std::size_t(size));
+}
+
+}  // namespace sluice::coll

@@ -1,0 +1,390 @@
+#include "shm_group.hpp"
+
+#include "mpi_handles.hpp"
+#include "reduce.hpp"
+
+#include <sluice/common/unique_handle.hpp>
+
+#include <fcntl.h>
+#include <sched.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <random>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define SLUICE_CPU_RELAX() _mm_pause()
+#else
+#define SLUICE_CPU_RELAX() ((void)0)
+#endif
+
+namespace sluice::coll {
+
+namespace {
+constexpr std::uint64_t kMagic = 0x736c7569636553ull;  // "sluiceS"
+constexpr std::size_t kLine = 64;
+std::size_t round_up(std::size_t v, std::size_t a) { return (v + a - 1) / a * a; }
+
+// The failure flag packs what happened with whom: kind << 32 | (global rank + 1).
+enum : int { kDied = 1, kTimeout = 2, kMismatch = 3 };
+
+struct Header {
+  std::uint64_t magic;
+  std::uint32_t local_size;
+  std::uint32_t slots;
+  std::uint64_t step_bytes;
+  std::uint64_t result_bytes;
+};
+}  // namespace
+
+// One per local rank, written only by its owner (the failure flag by its owner too).
+struct alignas(128) ShmGroup::Control {
+  std::atomic<std::uint64_t> in_seq;   // steps whose input this rank has copied in
+  std::atomic<std::uint64_t> red_seq;  // steps whose share this rank has reduced
+  std::atomic<std::uint64_t> signature[kSlots];  // the call that step (slot) belongs to
+  std::atomic<std::uint64_t> failed;   // 0, or kind << 32 | (culprit + 1)
+  std::int32_t pid;
+};
+static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
+
+// Tiny vectors travel inline: sequence number, signature and payload in one cache line, so a
+// peer's data costs one cache-line transfer (the reader polls the line the data is in).
+struct alignas(64) ShmGroup::InlineLine {
+  std::atomic<std::uint64_t> seq;
+  std::atomic<std::uint64_t> signature;
+  unsigned char data[kInlineBytes];
+};
+
+
+ShmMapping& ShmMapping::operator=(ShmMapping&& o) noexcept {
+  if (this != &o) {
+    if (p_) ::munmap(p_, len_);
+    p_ = std::exchange(o.p_, nullptr);
+    len_ = o.len_;
+  }
+  return *this;
+}
+ShmMapping::~ShmMapping() {
+  if (p_) ::munmap(p_, len_);
+}
+
+namespace {
+// memcpy with non-temporal stores (SSE2, baseline x86-64); store_fence() before publishing.
+void copy_streaming(char* dst, const char* src, std::size_t n) {
+#if defined(__x86_64__)
+  while (n > 0 && (reinterpret_cast<std::uintptr_t>(dst) & 15) != 0) {
+    *dst++ = *src++;
+    --n;
+  }
+  std::size_t i = 0;
+  for (; i + 64 <= n; i += 64) {
+    const __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i));
+    const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i + 16));
+    const __m128i c = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i + 32));
+    const __m128i d = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i + 48));
+    _mm_stream_si128(reinterpret_cast<__m128i*>(dst + i), a);
+    _mm_stream_si128(reinterpret_cast<__m128i*>(dst + i + 16), b);
+    _mm_stream_si128(reinterpret_cast<__m128i*>(dst + i + 32), c);
+    _mm_stream_si128(reinterpret_cast<__m128i*>(dst + i + 48), d);
+  }
+  std::memcpy(dst + i, src + i, n - i);
+#else
+  std::memcpy(dst, src, n);
+#endif
+}
+void store_fence() {
+#if defined(__x86_64__)
+  _mm_sfence();
+#endif
+}
+
+// shm_unlink exactly once (by the creator), whether or not setup finished.
+struct ShmNameTraits {
+  static const char* invalid() noexcept { return nullptr; }
+  static void close(const char* name) noexcept { ::shm_unlink(name); }
+};
+using UniqueShmName = UniqueHandle<const char*, ShmNameTraits>;
+}  // namespace
+
+ShmGroup::ShmGroup(MPI_Comm local, std::vector<int> local_to_global, const std::vector<PeerInfo>& peers,
+                   const Options& options, bool host_oversubscribed)
+    : to_global_(std::move(local_to_global)), peers_(peers) {
+  MPI_Comm_rank(local, &me_);
+  MPI_Comm_size(local, &size_);
+  const auto L = std::size_t(size_);
+  step_bytes_ = round_up(std::max<std::size_t>(options.shm_step_bytes, kLine * L), kLine * L);
+  flat_bytes_ = std::min(options.shm_flat_bytes, step_bytes_);
+  stream_bytes_ = options.shm_stream_bytes;
+  result_bytes_ = round_up(step_bytes_ / L, kLine) + kLine;
+  slot_stride_ = step_bytes_ + result_bytes_;
+  inline_offset_ = round_up(sizeof(Header), 4096) + round_up(L * sizeof(Control), 4096);
+  data_offset_ = inline_offset_ + round_up(L * kInlineStride * sizeof(InlineLine), 4096);
+  const std::size_t total = data_offset_ + L * kSlots * slot_stride_;
+  spin_before_yield_ = host_oversubscribed ? 16 : (1 << 16);
+
+  // The creator picks a name nobody can guess or collide with, and sends it with its status.
+  char name[64] = {};
+  std::string failure;
+  UniqueFd fd;
+  UniqueShmName unlink_guard;
+  if (me_ == 0) {
+    std::random_device rd;
+    std::snprintf(name, sizeof name, "/sluice-coll-%d-%08x%08x", int(::getpid()), rd(), rd());
+    fd.reset(::shm_open(name, O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0600));
+    if (!fd) {
+      failure = std::string("shm_open ") + name + ": " + std::strerror(errno);
+    } else {
+      unlink_guard.reset(name);
+      if (::ftruncate(fd.get(), off_t(total)) != 0) failure = std::string("ftruncate ") + name + ": " + std::strerror(errno);
+    }
+    if (!failure.empty()) name[0] = 0;
+  }
+  mpi_check(MPI_Bcast(name, sizeof name, MPI_CHAR, 0, local), "MPI_Bcast (shm segment name)");
+  if (me_ != 0 && name[0]) {
+    fd.reset(::shm_open(name, O_RDWR | O_CLOEXEC, 0600));
+    if (!fd) failure = std::string("shm_open ") + name + ": " + std::strerror(errno);
+  }
+  if (failure.empty() && name[0]) {
+    void* p = ::mmap(nullptr, total, PROT_READ | PROT_WRITE, MAP_SHARED, fd.get(), 0);
+    if (p == MAP_FAILED) failure = "mmap of the " + std::to_string(total) + "-byte shm segment: " + std::strerror(errno);
+    else map_ = ShmMapping(p, total);
+  }
+  if (!name[0] && failure.empty()) failure = "the node's first rank could not create the shm segment";
+  int ok = failure.empty() ? 1 : 0, all_ok = 0;
+  mpi_check(MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_MIN, local), "MPI_Allreduce (shm setup)");
+  if (!all_ok) throw SystemError("sluice collectives: shared memory between the ranks of this node: " +
+                                     (failure.empty() ? std::string("failed on another local rank") : failure), errno);
+
+  if (me_ == 0) {
+    auto* h = reinterpret_cast<Header*>(map_.data());
+    *h = Header{kMagic, std::uint32_t(size_), std::uint32_t(kSlots), step_bytes_, result_bytes_};
+  }
+  Control& c = ctl(me_);
+  new (&c) Control{};
+  for (int sl = 0; sl < kSlots; ++sl) new (&inline_line(me_, std::uint64_t(sl))) InlineLine{};
+  c.pid = std::int32_t(::getpid());
+  // First touch of this rank's own areas by this rank (NUMA locality, no faults later).
+  for (int s = 0; s < kSlots; ++s) std::memset(input_area(me_, std::uint64_t(s)), 0, slot_stride_);
+  mpi_check(MPI_Barrier(local), "MPI_Barrier (shm setup)");
+  // Everyone has it mapped: the name can go, so nothing is left behind if the job dies.
+  unlink_guard.reset();
+  auto* h = reinterpret_cast<const Header*>(map_.data());
+  if (h->magic != kMagic || h->local_size != std::uint32_t(size_) || h->step_bytes != step_bytes_)
+    throw CollectiveError("sluice collectives: the node's ranks disagree on the shm layout "
+                          "(SLUICE_COLL_SHM_STEP differs between ranks?)");
+}
+
+ShmGroup::~ShmGroup() = default;
+
+ShmGroup::Control& ShmGroup::ctl(int local) const noexcept {
+  return reinterpret_cast<Control*>(map_.data() + round_up(sizeof(Header), 4096))[local];
+}
+char* ShmGroup::input_area(int local, std::uint64_t step) const noexcept {
+  return map_.data() + data_offset_ + (std::size_t(local) * kSlots + step % kSlots) * slot_stride_;
+}
+ShmGroup::InlineLine& ShmGroup::inline_line(int local, std::uint64_t step) const noexcept {
+  return reinterpret_cast<InlineLine*>(map_.data() + inline_offset_)[std::size_t(local) * kInlineStride + step % kSlots];
+}
+char* ShmGroup::result_area(int local, std::uint64_t step) const noexcept {
+  return input_area(local, step) + step_bytes_;
+}
+
+void ShmGroup::publish(Field f, std::uint64_t v) noexcept {
+  Control& c = ctl(me_);
+  (f == Field::in ? c.in_seq : c.red_seq).store(v, std::memory_order_release);
+}
+
+void ShmGroup::mark_failed(int culprit, int kind) noexcept {
+  if (!map_.data()) return;
+  std::uint64_t expected = 0;
+  ctl(me_).failed.compare_exchange_strong(expected, (std::uint64_t(kind) << 32) | std::uint64_t(culprit + 1));
+}
+
+void ShmGroup::fail_peer(int q, const std::string& why, int kind) {
+  const int g = to_global_[std::size_t(q)];
+  std::uint64_t expected = 0;
+  ctl(me_).failed.compare_exchange_strong(expected, (std::uint64_t(kind) << 32) | std::uint64_t(g + 1));
+  const PeerInfo& p = peers_[std::size_t(g)];
+  const std::string who = "rank " + std::to_string(g) + " (host " + p.host + ", pid " + std::to_string(p.pid) + ")";
+  if (kind == kMismatch) throw MismatchError("allreduce: " + who + " " + why, g);
+  if (kind == kTimeout) throw PeerTimeout("allreduce: " + who + " " + why, g);
+  throw PeerDied("allreduce: " + who + " " + why, g);
+}
+
+void ShmGroup::throw_reported(int q, std::uint64_t bad) {
+  const int culprit = int(bad & 0xffffffffu) - 1;
+  const int kind = int(bad >> 32);
+  const PeerInfo& p = peers_[std::size_t(culprit)];
+  const std::string msg = "allreduce: rank " + std::to_string(culprit) + " (host " + p.host + ", pid " +
+                          std::to_string(p.pid) + ") failed, as reported by rank " +
+                          std::to_string(to_global_[std::size_t(q)]);
+  std::uint64_t expected = 0;
+  ctl(me_).failed.compare_exchange_strong(expected, bad);
+  if (kind == kMismatch) throw MismatchError(msg + " (mismatched call)", culprit);
+  if (kind == kTimeout) throw PeerTimeout(msg + " (no progress)", culprit);
+  throw PeerDied(msg, culprit);
+}
+
+void ShmGroup::check_failures() {
+  for (int q = 0; q < size_; ++q)
+    if (q != me_)
+      if (const std::uint64_t bad = ctl(q).failed.load(std::memory_order_acquire)) throw_reported(q, bad);
+}
+
+void ShmGroup::wait_at_least(int q, Field f, std::uint64_t target, Watchdog& dog, std::uint64_t signature) {
+  Control& c = ctl(q);
+  std::atomic<std::uint64_t>& v = f == Field::in ? c.in_seq
+                                  : f == Field::red ? c.red_seq
+                                                    : inline_line(q, target).seq;
+  if (v.load(std::memory_order_acquire) < target) {
+    auto last_alive = std::chrono::steady_clock::now();
+    for (std::uint32_t spins = 1;; ++spins) {
+      if (v.load(std::memory_order_acquire) >= target) break;
+      if (int(spins) > spin_before_yield_) ::sched_yield();
+      else SLUICE_CPU_RELAX();
+      if ((spins & 127) != 0) continue;
+      if (const std::uint64_t bad = c.failed.load(std::memory_order_acquire)) throw_reported(q, bad);
+      const auto now = std::chrono::steady_clock::now();
+      if (now - last_alive > std::chrono::milliseconds(1)) {
+        last_alive = now;
+        if (!process_alive(c.pid)) {
+          check_failures();  // it may have reported the real culprit before it went
+          fail_peer(q, "died (its process is gone)", kDied);
+        }
+      }
+      if (dog.expired())
+        fail_peer(q, "made no progress for " + std::to_string(dog.timeout().count()) +
+                         " ms in a shared-memory allreduce; it stalled or died", kTimeout);
+    }
+    dog.progress();
+  }
+  if (f != Field::red && signature != 0) {
+    const std::uint64_t theirs = f == Field::in ? c.signature[target % kSlots].load(std::memory_order_relaxed)
+                                                : inline_line(q, target).signature.load(std::memory_order_relaxed);
+    if (theirs != signature)
+      fail_peer(q, "called a different allreduce (count, type, op or algorithm differ, or it called "
+                   "allreduce a different number of times)", kMismatch);
+  }
+}
+
+void ShmGroup::wait_all_at_least(Field f, std::uint64_t target, Watchdog& dog, std::uint64_t signature) {
+  for (int q = 0; q < size_; ++q)
+    if (q != me_) wait_at_least(q, f, target, dog, signature);
+}
+
+void ShmGroup::allreduce(const void* send, void* recv, std::size_t count, DataType type, ReduceOp op,
+                         std::size_t divisor, std::uint64_t signature, Watchdog& dog, const ShareHook* hook) {
+  if (count == 0) return;
+  if (send == nullptr) send = recv;
+  if (!hook && count * size_of(type) <= kInlineBytes) tiny(send, recv, count, type, op, divisor, signature, dog);
+  else if (!hook && count * size_of(type) <= flat_bytes_) flat(send, recv, count, type, op, divisor, signature, dog);
+  else stepped(send, recv, count, type, op, divisor, signature, dog, hook);
+}
+
+void ShmGroup::flat(const void* send, void* recv, std::size_t count, DataType type, ReduceOp op,
+                    std::size_t divisor, std::uint64_t signature, Watchdog& dog) {
+  const std::size_t bytes = count * size_of(type);
+  const std::uint64_t s = ++seq_;
+  // Slot s % 2 is free: every peer published in_seq >= s-1 (we waited for it in step s-1),
+  // which it does only after finishing step s-2 (program order + release/acquire).
+  std::memcpy(input_area(me_, s), send, bytes);
+  ctl(me_).signature[s % kSlots].store(signature, std::memory_order_relaxed);
+  publish(Field::in, s);
+  wait_all_at_least(Field::in, s, dog, signature);
+  const void* srcs[64];
+  std::vector<const void*> many;
+  const void** src = srcs;
+  if (size_ > 64) {
+    many.resize(std::size_t(size_));
+    src = many.data();
+  }
+  for (int q = 0; q < size_; ++q) src[q] = input_area(q, s);
+  reduce(type, op, recv, src, size_, count, divisor);
+}
+
+void ShmGroup::tiny(const void* send, void* recv, std::size_t count, DataType type, ReduceOp op,
+                    std::size_t divisor, std::uint64_t signature, Watchdog& dog) {
+  const std::uint64_t s = ++seq_;
+  InlineLine& mine = inline_line(me_, s);  // free for the same reason as flat()'s slot
+  std::memcpy(mine.data, send, count * size_of(type));
+  mine.signature.store(signature, std::memory_order_relaxed);
+  mine.seq.store(s, std::memory_order_release);
+  const void* srcs[64];
+  std::vector<const void*> many;
+  const void** src = srcs;
+  if (size_ > 64) {
+    many.resize(std::size_t(size_));
+    src = many.data();
+  }
+  for (int q = 0; q < size_; ++q) {
+    if (q != me_) wait_at_least(q, Field::tiny, s, dog, signature);
+    src[q] = inline_line(q, s).data;
+  }
+  reduce(type, op, recv, src, size_, count, divisor);
+  // Keeps "in_seq >= s" true for the next step's slot reasoning (nobody waits on it now).
+  publish(Field::in, s);
+}
+
+void ShmGroup::stepped(const void* send, void* recv, std::size_t count, DataType type, ReduceOp op,
+                       std::size_t divisor, std::uint64_t signature, Watchdog& dog, const ShareHook* hook) {
+  const std::size_t esz = size_of(type);
+  const auto L = std::size_t(size_);
+  const std::size_t step_elems = step_bytes_ / esz;
+  const std::size_t align = kLine / esz;
+  const auto* in = static_cast<const char*>(send);
+  auto* out = static_cast<char*>(recv);
+  std::vector<const void*> src(L);
+  // Big outputs bypass the cache (no read-for-ownership of the destination): the copy-out is
+  // then one DRAM write per byte instead of a read and a write.
+  const bool streaming = count * esz >= stream_bytes_;
+  for (std::size_t base = 0; base < count; base += step_elems) {
+    const std::size_t m = std::min(step_elems, count - base);
+    const std::size_t per = round_up((m + L - 1) / L, align);
+    auto off = [&](std::size_t q) { return std::min(m, q * per); };
+    auto len = [&](std::size_t q) { return std::min(m, (q + 1) * per) - off(q); };
+    const auto me = std::size_t(me_);
+    const std::uint64_t s = ++seq_;
+
+    // 1. copy in every share but my own (which I read from my buffer). The slot is free: see
+    //    flat() (in_seq >= s-1 of every peer, seen in step s-1, implies it finished step s-2).
+    char* mine = input_area(me_, s);
+    std::memcpy(mine, in + base * esz, off(me) * esz);
+    const std::size_t after = off(me) + len(me);
+    std::memcpy(mine + after * esz, in + (base + after) * esz, (m - after) * esz);
+    ctl(me_).signature[s % kSlots].store(signature, std::memory_order_relaxed);
+    publish(Field::in, s);
+
+    // 2. reduce my share of everyone's input, in rank order, into my result area.
+    wait_all_at_least(Field::in, s, dog, signature);
+    char* res = result_area(me_, s);
+    if (len(me) > 0) {
+      for (std::size_t q = 0; q < L; ++q)
+        src[q] = q == me ? static_cast<const void*>(in + (base + off(me)) * esz) : input_area(int(q), s) + off(me) * esz;
+      // Without a hook the result is final: write it to my output in the same pass (after
+      // the reads of my own input, so in place is fine).
+      char* mine_out = out + (base + off(me)) * esz;
+      reduce(type, op, res, src.data(), size_, len(me), divisor, hook ? nullptr : mine_out);
+      if (hook) (*hook)(res, len(me), base + off(me));
+    } else if (hook) {
+      (*hook)(res, 0, base + off(me));
+    }
+    publish(Field::red, s);
+
+    // 3. copy every other rank's result out (and mine after a hook changed it).
+    for (std::size_t q = 0; q < L; ++q) {
+      if (q == me && !hook) continue;
+      if (q != me) wait_at_least(int(q), Field::red, s, dog, 0);
+      if (streaming) copy_streaming(out + (base + off(q)) * esz, result_area(int(q), s), len(q) * esz);
+      else std::memcpy(out + (base + off(q)) * esz, result_area(int(q), s), len(q) * esz);
+    }
+  }
+  if (streaming) store_fence();
+}
+
+}  // namespace sluice::coll
