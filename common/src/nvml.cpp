@@ -21,6 +21,12 @@ struct nvmlPciInfo_t {
   unsigned domain, bus, device, pciDeviceId, pciSubSystemId;
   char busId[32];
 };
+struct nvmlUtilization_t {
+  unsigned gpu, memory;
+};
+struct nvmlMemory_t {
+  unsigned long long total, free, used;
+};
 
 std::string normalize(const nvmlPciInfo_t& p) {
   // NVML prints an 8-digit domain ("00000000:04:00.0"); hwloc and sysfs use 4.
@@ -41,6 +47,10 @@ struct Library::Api {
   nvmlReturn_t (*pci)(nvmlDevice_t, nvmlPciInfo_t*);
   nvmlReturn_t (*link_state)(nvmlDevice_t, unsigned, int*);
   nvmlReturn_t (*link_remote)(nvmlDevice_t, unsigned, nvmlPciInfo_t*);
+  // Optional (telemetry): null when the library lacks them.
+  nvmlReturn_t (*utilization)(nvmlDevice_t, nvmlUtilization_t*);
+  nvmlReturn_t (*memory)(nvmlDevice_t, nvmlMemory_t*);
+  nvmlReturn_t (*power)(nvmlDevice_t, unsigned*);  // milliwatts
 };
 
 std::optional<Library> Library::load(const std::string& path) {
@@ -59,6 +69,9 @@ std::optional<Library> Library::load(const std::string& path) {
     delete api;
     throw Error("NVML at '" + path + "' lacks a required function (driver older than the NVML v2/v3 API?)");
   }
+  sym(api->utilization, "nvmlDeviceGetUtilizationRates");
+  sym(api->memory, "nvmlDeviceGetMemoryInfo");
+  sym(api->power, "nvmlDeviceGetPowerUsage");
   if (api->init() != kSuccess) {  // library present, no driver or no GPU: nothing visible
     delete api;
     return std::nullopt;
@@ -99,6 +112,30 @@ std::vector<std::string> Library::nvlink_remotes(int device) const {
     if (active == kFeatureEnabled && api_->link_remote(d, link, &p) == kSuccess) out.push_back(normalize(p));
   }
   return out;
+}
+
+std::optional<Library::Utilization> Library::utilization(int device) const {
+  nvmlDevice_t d = nullptr;
+  nvmlUtilization_t u{};
+  if (!api_->utilization || api_->handle(unsigned(device), &d) != kSuccess || api_->utilization(d, &u) != kSuccess)
+    return std::nullopt;
+  return Utilization{u.gpu, u.memory};
+}
+
+std::optional<Library::Memory> Library::memory(int device) const {
+  nvmlDevice_t d = nullptr;
+  nvmlMemory_t m{};
+  if (!api_->memory || api_->handle(unsigned(device), &d) != kSuccess || api_->memory(d, &m) != kSuccess)
+    return std::nullopt;
+  return Memory{m.total, m.free, m.used};
+}
+
+std::optional<double> Library::power_watts(int device) const {
+  nvmlDevice_t d = nullptr;
+  unsigned mw = 0;
+  if (!api_->power || api_->handle(unsigned(device), &d) != kSuccess || api_->power(d, &mw) != kSuccess)
+    return std::nullopt;
+  return mw / 1000.0;
 }
 
 }  // namespace sluice::nvml

@@ -26,6 +26,19 @@ class Library {
   // or a CPU (POWER). One entry per link.
   std::vector<std::string> nvlink_remotes(int device) const;
 
+  // Live metrics for the telemetry sampler. std::nullopt when the driver lacks the call or
+  // the GPU does not support it (e.g. power on some boards): a missing value, not an error.
+  struct Utilization {
+    unsigned gpu_percent;     // time a kernel was running over the last sample period
+    unsigned memory_percent;  // time device memory was being read or written
+  };
+  struct Memory {
+    unsigned long long total_bytes, free_bytes, used_bytes;
+  };
+  std::optional<Utilization> utilization(int device) const;
+  std::optional<Memory> memory(int device) const;
+  std::optional<double> power_watts(int device) const;
+
  private:
   struct Api;
   Library(UniqueDl dl, Api* api);
