@@ -154,7 +154,9 @@ class Stage {
     if (cache_ && !cache_off_) {
       try {
         cache_->flush_index();
-        if (req_.cache_max > 0) evict_cache(cache_->path(), req_.cache_max);
+        // Only a stage that added entries can have pushed the cache past cache_max; a
+        // stage served from the cache skips the scan of every entry.
+        if (req_.cache_max > 0 && cache_grew_.load()) evict_cache(cache_->path(), req_.cache_max);
       } catch (const Error& e) {
         cache_note(std::string("updating the node cache failed: ") + e.what());
       }
@@ -231,7 +233,7 @@ class Stage {
   void cache_add(const PlannedFile& f, int dir, const std::string& name, std::uint64_t digest, std::int64_t src_ctime) {
     if (!cache_ || cache_off_ || src_ctime != f.ctime_ns || (req_.cache_max > 0 && f.size > req_.cache_max)) return;
     try {
-      cache_->add({key_of(f), digest, chunk_of(f)}, dir, name);
+      if (cache_->add({key_of(f), digest, chunk_of(f)}, dir, name)) cache_grew_.store(true, std::memory_order_relaxed);
     } catch (const SystemError& e) {
       if (e.code() == EMLINK) return;  // this file has too many links; others may not
       cache_note(std::string("the node cache could not take a link: ") + e.what());
@@ -744,6 +746,7 @@ class Stage {
   const StageRequest& req_;
   std::unique_ptr<NodeCache> cache_;
   std::atomic<bool> cache_off_{false};
+  std::atomic<bool> cache_grew_{false};  // an entry was added: eviction may be due
   std::mutex note_mu_;
   std::string note_;
   const Clock::time_point start_ = Clock::now();
