@@ -42,7 +42,7 @@ for i in 1 2 3; do echo "label $i" >"$data/ds/sub/l$i.txt"; done
 head -c $((3 << 20)) /dev/urandom >"$data/ds/big.bin"
 head -c 65536 /dev/urandom >"$data/model.pt"
 mkdir -p "$data/many"
-for i in $(seq 1 4000); do echo "sample $i" >"$data/many/s$i.txt"; done
+for i in $(seq 1 12000); do echo "sample $i" >"$data/many/s$i.txt"; done
 echo "root only" >"$data/secret" && chmod 600 "$data/secret"
 mkdir -p "$data/readonly-results" && chmod 755 "$data/readonly-results"  # root's: the user cannot write
 chmod -R a+rX "$data/ds" "$data/many" "$data/model.pt" && chmod 755 "$data" && chmod 1777 "$data/results"
@@ -108,7 +108,7 @@ show async
 check "async job succeeds (rc $rc)" test "$rc" -eq 0
 check "the task started while stage-in was running" grep -qx staging-in async.first
 check "stage-in then finished (phase ready)" grep -qx ready async.last
-check "all 4000 files arrived" grep -qx 4000 async.count
+check "all 12000 files arrived" grep -qx 12000 async.count
 
 # 5. A cancelled job still stages out.
 jid=$(as_user sbatch --parsable -o "$work/cancel.out" --stage-out="out:$data/results/cancelled" --wrap \
