@@ -5,6 +5,8 @@
 #include <sluice/staging/beneath.hpp>
 #include <sluice/staging/cache.hpp>
 #include <sluice/staging/copier.hpp>
+
+#include "staging_test_files.hpp"
 #include <sluice/staging/hash.hpp>
 #include <sluice/staging/manifest.hpp>
 
@@ -27,22 +29,9 @@ namespace {
 
 constexpr std::uint64_t kChunk = 64 * 1024;
 
-std::string random_bytes(std::size_t n, unsigned seed) {
-  std::mt19937 rng(seed);
-  std::string s(n, '\0');
-  for (char& c : s) c = static_cast<char>(rng());
-  return s;
-}
-
-void write_file(const fs::path& p, const std::string& data) {
-  fs::create_directories(p.parent_path());
-  std::ofstream(p, std::ios::binary) << data;
-}
-
-std::string read_file(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
+using test::random_bytes;
+using test::read_file;
+using test::write_file;
 
 struct stat stat_of(const fs::path& p) {
   struct stat st {};
