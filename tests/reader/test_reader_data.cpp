@@ -4,6 +4,8 @@
 #include <boost/test/unit_test.hpp>
 
 #include <sluice/reader.hpp>
+
+#include "scratch_dir.hpp"
 #include <sluice/staging/job_status.hpp>
 #include <sluice/staging/manifest.hpp>
 
@@ -23,20 +25,7 @@ using namespace sluice::reader;
 
 namespace {
 
-fs::path scratch() {
-  static fs::path dir = [] {
-    fs::path d = fs::temp_directory_path() / ("sluice-reader-test-" + std::to_string(::getpid()));
-    fs::remove_all(d);
-    fs::create_directories(d);
-    return d;
-  }();
-  return dir;
-}
-
-struct Cleanup {
-  Cleanup() { scratch(); }  // constructed first, so the path outlives this
-  ~Cleanup() { fs::remove_all(scratch()); }
-} cleanup_at_exit;
+fs::path scratch() { return sluice::reader::test::scratch_dir("sluice-reader-test"); }
 
 // Writes dataset NAME (dims, type) from DATA; CHUNK rows per chunk (0: contiguous), GZIP level.
 void write_ds(hid_t f, const char* name, hid_t type, std::vector<hsize_t> dims, const void* data, hsize_t chunk = 0,

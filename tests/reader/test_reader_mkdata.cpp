@@ -5,6 +5,8 @@
 
 #include <sluice/reader.hpp>
 
+#include "scratch_dir.hpp"
+
 #include <hdf5.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -17,19 +19,7 @@ using namespace sluice::reader;
 
 namespace {
 
-fs::path scratch() {
-  static fs::path dir = [] {
-    fs::path d = fs::temp_directory_path() / ("sluice-mkdata-test-" + std::to_string(::getpid()));
-    fs::remove_all(d);
-    fs::create_directories(d);
-    return d;
-  }();
-  return dir;
-}
-struct Cleanup {
-  Cleanup() { scratch(); }  // constructed first, so the path outlives this
-  ~Cleanup() { fs::remove_all(scratch()); }
-} cleanup_at_exit;
+fs::path scratch() { return sluice::reader::test::scratch_dir("sluice-mkdata-test"); }
 
 int mkdata(const std::string& args) {
   const std::string cmd = std::string(SLUICE_MKDATA) + " " + args + " > " + (scratch() / "out.txt").string() + " 2>&1";
