@@ -48,6 +48,11 @@ mkdir -p "$data/readonly-results" && chmod 755 "$data/readonly-results"  # root'
 chmod -R a+rX "$data/ds" "$data/many" "$data/model.pt" && chmod 755 "$data" && chmod 1777 "$data/results"
 src_sums=$(cd "$data/ds" && find . -type f -exec sha256sum {} + | sort -k2)
 
+# 0. A job that runs out of time still stages out. Slurm's smallest limit is a minute, so it
+# is submitted first and checked last, while the other steps run.
+timeout_job=$(as_user sbatch --parsable --time=1 -w node2 -o "$work/timeout.out" \
+  --stage-out="out:$data/results/timed-out" --wrap 'mkdir -p $SLUICE_BB/out && echo before the limit > $SLUICE_BB/out/state.txt && sleep 600')
+
 # 1. Sync stage-in on 2 nodes, stage-out from both, burst buffer removed afterwards.
 run_batch sync -N2 --stage-in="$data/ds" --stage-in="$data/model.pt:model/weights.pt" \
   --stage-out="out:$data/results/%j/%N" --stage-out="shared:$data/results/merged-%j" -- '
@@ -149,6 +154,15 @@ done
 out=$(as_user srun --stage-in="$data/ds:a/../../b" true 2>&1)
 check "srun refuses a bad --stage-in too" grep -q "sluice: --stage-in: stage spec" <<<"$out"
 check "no job was queued" test "$(squeue -h | wc -l)" -eq "$before"
+
+# 0, checked: Slurm ended the job at its time limit, and the epilog staged out.
+for _ in $(seq 1 600); do
+  [[ $(phase_of node2 "$timeout_job") == done || $(phase_of node2 "$timeout_job") == failed ]] && break
+  sleep 0.5
+done
+state=$(scontrol show job "$timeout_job" 2>/dev/null | sed -n 's/.*JobState=\([A-Z_]*\).*/\1/p')
+check "the --time=1 job ended by its time limit (JobState=$state)" test "$state" == TIMEOUT
+check "timed-out job: results staged out" grep -qx "before the limit" "$data/results/timed-out/state.txt"
 
 echo "staging e2e: $passed passed, $failed failed"
 [[ $failed -eq 0 ]]
