@@ -8,6 +8,7 @@
 #include <mpi.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <vector>
 
@@ -29,7 +30,10 @@ int main(int argc, char** argv) {
   o.files.assign(argv + 1, argv + argc);
   o.batch_size = 7;  // N (from the test) is not a multiple of ranks x 7
   o.seed = 5;
-  o.use_staged = false;
+  // On the dev cluster the job stages the files first (--stage-in) and the reader must use
+  // each node's copies; elsewhere the sources are read.
+  const char* bb = std::getenv("SLUICE_BB");
+  o.use_staged = bb != nullptr && std::getenv("SLUICE_TEST_EXPECT_STAGED") != nullptr;
   const int epochs = 2;
   std::vector<std::uint64_t> mine;  // (epoch, id, padded) triples
   std::uint64_t n = 0, steps = 0;
@@ -37,6 +41,14 @@ int main(int argc, char** argv) {
     Reader r = open_reader(MPI_COMM_WORLD, o);
     n = r.samples();
     steps = r.steps_per_epoch();
+    if (o.use_staged) {
+      int local = 0;
+      for (const std::string& f : r.resolved_files()) local += f.rfind(std::string(bb) + "/", 0) == 0 ? 1 : 0;
+      int fewest = 0;
+      MPI_Allreduce(&local, &fewest, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+      if (fewest != static_cast<int>(o.files.size())) return fail(rank, "a rank read a file from its source, not its node's staged copy");
+      if (rank == 0) std::printf("ok: every rank read all %d files from its node's burst buffer\n", fewest);
+    }
     // y must be the same in every sample read twice: check it against a second reader's copy
     // at the end (alignment x<->y is covered by the unit tests; here: ids and counts).
     for (std::uint64_t k = 0; k < epochs * steps; ++k) {
