@@ -287,6 +287,26 @@ void ShmGroup::allreduce(const void* send, void* recv, std::size_t count, DataTy
   else stepped(send, recv, count, type, op, divisor, signature, dog, hook);
 }
 
+
+namespace {
+
+// The inputs of a reduction, one pointer per local rank: on the stack for up to 64 ranks
+// (every node we know), on the heap beyond.
+class SourceList {
+ public:
+  explicit SourceList(int n) {
+    if (n > kOnStack) heap_.resize(static_cast<std::size_t>(n));
+  }
+  const void** data() { return heap_.empty() ? stack_ : heap_.data(); }
+
+ private:
+  static constexpr int kOnStack = 64;
+  const void* stack_[kOnStack];
+  std::vector<const void*> heap_;
+};
+
+}  // namespace
+
 void ShmGroup::flat(const void* send, void* recv, std::size_t count, DataType type, ReduceOp op,
                     std::size_t divisor, std::uint64_t signature, Watchdog& dog) {
   const std::size_t bytes = count * size_of(type);
@@ -297,13 +317,8 @@ void ShmGroup::flat(const void* send, void* recv, std::size_t count, DataType ty
   ctl(me_).signature[s % kSlots].store(signature, std::memory_order_relaxed);
   publish(Field::in, s);
   wait_all_at_least(Field::in, s, dog, signature);
-  const void* srcs[64];
-  std::vector<const void*> many;
-  const void** src = srcs;
-  if (size_ > 64) {
-    many.resize(std::size_t(size_));
-    src = many.data();
-  }
+  SourceList sources(size_);
+  const void** src = sources.data();
   for (int q = 0; q < size_; ++q) src[q] = input_area(q, s);
   reduce(type, op, recv, src, size_, count, divisor);
 }
@@ -315,13 +330,8 @@ void ShmGroup::tiny(const void* send, void* recv, std::size_t count, DataType ty
   std::memcpy(mine.data, send, count * size_of(type));
   mine.signature.store(signature, std::memory_order_relaxed);
   mine.seq.store(s, std::memory_order_release);
-  const void* srcs[64];
-  std::vector<const void*> many;
-  const void** src = srcs;
-  if (size_ > 64) {
-    many.resize(std::size_t(size_));
-    src = many.data();
-  }
+  SourceList sources(size_);
+  const void** src = sources.data();
   for (int q = 0; q < size_; ++q) {
     if (q != me_) wait_at_least(q, Field::tiny, s, dog, signature);
     src[q] = inline_line(q, s).data;
