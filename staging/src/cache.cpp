@@ -16,12 +16,35 @@
 #include <charconv>
 #include <cstdio>
 #include <ctime>
+#include <future>
 #include <memory>
 #include <unordered_map>
 #include <vector>
 
 namespace sluice::staging {
+// The index file as read: each entry's name, last use and record text point into TEXT;
+// a record is parsed only when its entry is looked up (a stage served from the cache
+// looks up every entry once; parsing all 20,000 records up front cost ~4 us each).
+namespace detail {
+struct LoadedIndex {
+  std::string text;
+  struct Slot {
+    std::string_view name;
+    std::int64_t last_use;
+    std::string_view record;
+  };
+  std::vector<Slot> slots;  // sorted by name
+
+  const Slot* find(std::string_view name) const {
+    auto it = std::lower_bound(slots.begin(), slots.end(), name, [](const Slot& s, std::string_view n) { return s.name < n; });
+    return it != slots.end() && it->name == name ? &*it : nullptr;
+  }
+};
+}  // namespace detail
+
 namespace {
+
+using detail::LoadedIndex;
 
 constexpr const char* kRecordSuffix = ".meta";
 
@@ -47,7 +70,7 @@ std::int64_t now_ns() {
 
 std::string fan_of(const std::string& name) { return name.substr(0, 2); }
 
-bool is_entry_name(const std::string& n) {
+bool is_entry_name(std::string_view n) {
   return n.size() == kNameLen && n.find_first_not_of("0123456789abcdef") == std::string::npos;
 }
 
@@ -148,19 +171,20 @@ constexpr const char* kIndexLock = "index.lock";
 constexpr std::string_view kIndexHead = "sluice-cache-index 1\n";
 constexpr std::size_t kMaxIndex = std::size_t{1} << 30;
 
-Index read_index(int root, const std::string& path) {
-  Index index;
+LoadedIndex load_index(int root, const std::string& path) {
+  LoadedIndex out;
   UniqueFd fd;
   try {
     fd = open_beneath(root, kIndexName, O_RDONLY | O_NONBLOCK);
   } catch (const SystemError& e) {
-    if (e.code() == ENOENT) return index;
+    if (e.code() == ENOENT) return out;
     throw;
   }
   struct stat st {};
   if (::fstat(fd.get(), &st) != 0) throw SystemError("stat " + path + "/" + kIndexName, errno);
-  if (!S_ISREG(st.st_mode) || static_cast<std::uint64_t>(st.st_size) > kMaxIndex) return index;
-  std::string text(static_cast<std::size_t>(st.st_size), '\0');
+  if (!S_ISREG(st.st_mode) || static_cast<std::uint64_t>(st.st_size) > kMaxIndex) return out;
+  std::string& text = out.text;
+  text.resize(static_cast<std::size_t>(st.st_size));
   std::size_t got = 0;
   while (got < text.size()) {
     ssize_t n = ::read(fd.get(), text.data() + got, text.size() - got);
@@ -170,13 +194,14 @@ Index read_index(int root, const std::string& path) {
     got += static_cast<std::size_t>(n);
   }
   std::string_view t(text.data(), got);
-  if (t.substr(0, kIndexHead.size()) != kIndexHead) return index;
+  if (t.substr(0, kIndexHead.size()) != kIndexHead) return out;
   t.remove_prefix(kIndexHead.size());
+  out.slots.reserve(t.size() / 200);
   // A damaged tail loses the entries after it (their records still serve).
   while (!t.empty()) {
     const auto sp = t.find(' ');
-    if (sp != kNameLen || !is_entry_name(std::string(t.substr(0, sp)))) break;
-    std::string name(t.substr(0, sp));
+    if (sp != kNameLen || !is_entry_name(t.substr(0, sp))) break;
+    const std::string_view name = t.substr(0, sp);
     t.remove_prefix(sp + 1);
     std::int64_t last_use = 0;
     std::size_t len = 0;
@@ -189,16 +214,34 @@ Index read_index(int root, const std::string& path) {
     if (std::from_chars(t.data(), t.data() + nl, len).ptr != t.data() + nl) break;
     t.remove_prefix(nl + 1);
     if (len > t.size()) break;
-    if (auto e = parse_record(t.substr(0, len)); e && e->key.name() == name)
-      index[std::move(name)] = {std::move(*e), last_use};
+    out.slots.push_back({name, last_use, t.substr(0, len)});
     t.remove_prefix(len);
   }
+  // Written sorted (write_index); an index from elsewhere is sorted here.
+  auto by_name = [](const LoadedIndex::Slot& a, const LoadedIndex::Slot& b) { return a.name < b.name; };
+  if (!std::is_sorted(out.slots.begin(), out.slots.end(), by_name)) std::sort(out.slots.begin(), out.slots.end(), by_name);
+  return out;
+}
+
+// Every entry of the index parsed, for the rewrites (flush_index, evict_cache).
+Index read_index(int root, const std::string& path) {
+  const LoadedIndex loaded = load_index(root, path);
+  Index index;
+  index.reserve(loaded.slots.size());
+  for (const auto& s : loaded.slots)
+    if (auto e = parse_record(s.record); e && e->key.name() == s.name)
+      index[std::string(s.name)] = {std::move(*e), s.last_use};
   return index;
 }
 
 void write_index(int root, const Index& index, const std::string& path) {
+  std::vector<const Index::value_type*> sorted;
+  sorted.reserve(index.size());
+  for (const auto& kv : index) sorted.push_back(&kv);
+  std::sort(sorted.begin(), sorted.end(), [](auto* a, auto* b) { return a->first < b->first; });
   std::string text(kIndexHead);
-  for (const auto& [name, ix] : index) {
+  for (const auto* kv : sorted) {
+    const auto& [name, ix] = *kv;
     const std::string rec = record_text(ix.entry);
     text += name + " " + std::to_string(ix.last_use) + " " + std::to_string(rec.size()) + "\n" + rec;
   }
@@ -296,20 +339,48 @@ std::string CacheKey::name() const {
   return to_hex(h.high64) + to_hex(h.low64);
 }
 
+// Last uses are kept at this granularity (as relatime keeps atime): a hit on an entry whose
+// indexed last use is more recent does not rewrite the index, so a stage served from a
+// warm cache writes nothing. Eviction may take entries used within the same hour in
+// either order.
+constexpr std::int64_t kLastUseGranularityNs = 3600ll * 1000000000;
+
 struct NodeCache::State {
   std::once_flag loaded;
-  Index index;  // read-only once loaded
-  std::mutex mu;  // guards what follows
-  std::unordered_map<std::string, CacheEntry> touched;  // hit or added by this stage
+  std::future<LoadedIndex> loading;  // load_index_ahead()
+  LoadedIndex index;                 // read-only once loaded
+  std::mutex mu;                     // guards what follows
+  struct Touched {
+    CacheEntry entry;
+    bool stale;  // added, or its last use in the index is older than the granularity
+  };
+  std::unordered_map<std::string, Touched> touched;  // hit or added by this stage
   std::vector<std::string> gone;
 };
 
 NodeCache::NodeCache(const std::string& dir, bool create)
-    : path_(dir), root_(open_root(dir, create)), st_(std::make_unique<State>()) {
+    : path_(dir), root_(open_root(dir, create)), euid_(::geteuid()), opened_ns_(now_ns()), st_(std::make_unique<State>()) {
   check_ours(root_.get(), path_);
 }
 
 NodeCache::~NodeCache() = default;
+
+void NodeCache::load_index_ahead() {
+  st_->loading = std::async(std::launch::async, [this] { return load_index(root_.get(), path_); });
+}
+
+const LoadedIndex& NodeCache::index() {
+  std::call_once(st_->loaded, [&] {
+    // A failed background read (its error rethrown here) is not retried from the future.
+    if (st_->loading.valid()) {
+      auto f = std::move(st_->loading);
+      st_->index = f.get();
+    } else {
+      st_->index = load_index(root_.get(), path_);
+    }
+  });
+  return st_->index;
+}
 
 std::shared_ptr<const UniqueFd> NodeCache::fan_dir(const std::string& name, bool create) {
   const unsigned idx = static_cast<unsigned>(std::stoul(fan_of(name), nullptr, 16));
@@ -330,12 +401,14 @@ std::shared_ptr<const UniqueFd> NodeCache::fan_dir(const std::string& name, bool
 
 std::optional<CacheEntry> NodeCache::lookup(const CacheKey& key) {
   const std::string name = key.name();
-  std::call_once(st_->loaded, [&] { st_->index = read_index(root_.get(), path_); });
-  if (auto it = st_->index.find(name); it != st_->index.end() && it->second.entry.key == key) {
-    std::lock_guard lk(st_->mu);
-    st_->touched[name] = it->second.entry;
-    return it->second.entry;
-  }
+  if (const auto* slot = index().find(name))
+    if (auto e = parse_record(slot->record); e && e->key == key) {
+      if (opened_ns_ - slot->last_use > kLastUseGranularityNs) {  // else its last use stands
+        std::lock_guard lk(st_->mu);
+        st_->touched[name] = {*e, true};
+      }
+      return e;
+    }
   const auto fan = fan_dir(name, false);
   if (!fan) return std::nullopt;
   const int dir = fan->get();
@@ -349,7 +422,7 @@ std::optional<CacheEntry> NodeCache::lookup(const CacheKey& key) {
   if (!e || !(e->key == key)) return std::nullopt;  // damaged, or another key with the same hash
   ::futimens(fd.get(), nullptr);  // last use, should the index be lost; best effort
   std::lock_guard lk(st_->mu);
-  st_->touched[name] = *e;
+  st_->touched[name] = {*e, true};
   return e;
 }
 
@@ -384,7 +457,7 @@ std::optional<std::string> NodeCache::link_into(const CacheEntry& entry, int dir
     ::unlinkat(dir, temp.c_str(), 0);
     throw SystemError("stat " + fd_path(dir) + "/" + temp, err);
   }
-  if (!S_ISREG(st.st_mode) || st.st_uid != ::geteuid() || static_cast<std::uint64_t>(st.st_size) != entry.key.size ||
+  if (!S_ISREG(st.st_mode) || st.st_uid != euid_ || static_cast<std::uint64_t>(st.st_size) != entry.key.size ||
       ns_of(st.st_mtim) != entry.key.mtime_ns || (st.st_mode & 07777) != mode) {
     ::unlinkat(dir, temp.c_str(), 0);
     forget(entry.key);
@@ -419,7 +492,7 @@ bool NodeCache::add(const CacheEntry& entry, int dir, const std::string& name) {
     throw;
   }
   std::lock_guard lk(st_->mu);
-  st_->touched[ename] = entry;
+  st_->touched[ename] = {entry, true};
   return true;
 }
 
@@ -438,12 +511,17 @@ void NodeCache::forget(const CacheKey& key) {
 
 void NodeCache::flush_index() {
   std::lock_guard lk(st_->mu);
-  if (st_->touched.empty() && st_->gone.empty()) return;
+  const bool stale = !st_->gone.empty() ||
+                     std::any_of(st_->touched.begin(), st_->touched.end(), [](const auto& t) { return t.second.stale; });
+  if (!stale) {
+    st_->touched.clear();
+    return;
+  }
   UniqueFd lock = lock_index(root_.get(), path_);
   Index index = read_index(root_.get(), path_);  // with what other stages wrote meanwhile
   for (const std::string& n : st_->gone) index.erase(n);
   const std::int64_t now = now_ns();
-  for (const auto& [n, e] : st_->touched) index[n] = {e, now};
+  for (const auto& [n, t] : st_->touched) index[n] = {t.entry, now};
   write_index(root_.get(), index, path_);
   st_->touched.clear();
   st_->gone.clear();

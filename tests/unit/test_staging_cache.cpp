@@ -90,6 +90,24 @@ struct Sandbox {
 
 const std::uint64_t kFiles = 14;
 
+// Moves every last use in CACHE/index back by SECONDS, as if the entries were used that
+// long ago (a hit within the hour leaves the index alone, as relatime leaves atime).
+void age_index(const fs::path& cache, std::int64_t seconds) {
+  const std::string text = read_file(cache / "index");
+  std::string out;
+  std::size_t pos = text.find('\n') + 1;
+  out = text.substr(0, pos);
+  while (pos < text.size()) {
+    const std::size_t sp = text.find(' ', pos), sp2 = text.find(' ', sp + 1), nl = text.find('\n', sp2);
+    BOOST_REQUIRE(nl != std::string::npos);
+    const std::int64_t last_use = std::stoll(text.substr(sp + 1, sp2 - sp - 1)) - seconds * 1000000000;
+    const std::size_t len = std::stoul(text.substr(sp2 + 1, nl - sp2 - 1));
+    out += text.substr(pos, sp - pos) + " " + std::to_string(last_use) + text.substr(sp2, nl + 1 - sp2) + text.substr(nl + 1, len);
+    pos = nl + 1 + len;
+  }
+  write_file(cache / "index", out);
+}
+
 }  // namespace
 
 BOOST_AUTO_TEST_CASE(a_second_stage_links_the_same_inodes_and_copies_nothing) {
@@ -177,6 +195,7 @@ BOOST_AUTO_TEST_CASE(eviction_drops_least_recently_used_entries_down_to_the_boun
     BOOST_TEST(c.add({keys.back(), 7, 0}, d.get(), name));
     c.flush_index();
   }
+  age_index(s.cache, 7200);  // used two hours ago, in the order a, b, c
   {  // a is used again: now c is the most recent but one, b the least recent.
     NodeCache c(s.cache.string());
     BOOST_TEST(c.lookup(keys[0]).has_value());
@@ -198,6 +217,27 @@ BOOST_AUTO_TEST_CASE(eviction_drops_least_recently_used_entries_down_to_the_boun
   BOOST_TEST(cache_stats(s.cache.string()).entries == 1u);
   // Evicting unlinked the cache's names only: the job's copies keep their data.
   BOOST_TEST(read_file(job / "b") == read_file(s.src / "b"));
+}
+
+BOOST_AUTO_TEST_CASE(a_hit_rewrites_the_index_only_when_the_last_use_is_over_an_hour_old) {
+  Sandbox s;
+  stage_tree(s.request("job1"));
+  const auto index_inode = [&] { return stat_of(s.cache / "index").st_ino; };
+  const ino_t first = index_inode();
+  const CacheStats fresh = cache_stats(s.cache.string());
+  // A second job within the hour: every file from the cache, the index untouched.
+  BOOST_TEST(stage_tree(s.request("job2")).files_from_cache == kFiles);
+  BOOST_TEST(index_inode() == first);
+  BOOST_TEST(cache_stats(s.cache.string()).newest_use_ns == fresh.newest_use_ns);
+  // Two hours later: the hits are recorded (the index is replaced, its last uses now).
+  age_index(s.cache, 7200);
+  const CacheStats aged = cache_stats(s.cache.string());
+  BOOST_TEST(aged.newest_use_ns == fresh.newest_use_ns - 7200ll * 1000000000);
+  BOOST_TEST(stage_tree(s.request("job3")).files_from_cache == kFiles);
+  const CacheStats used = cache_stats(s.cache.string());
+  BOOST_TEST(used.entries == kFiles);
+  BOOST_TEST(used.oldest_use_ns >= fresh.newest_use_ns);
+  s.check_mirror("job3");
 }
 
 BOOST_AUTO_TEST_CASE(eviction_without_an_index_uses_the_records_times) {

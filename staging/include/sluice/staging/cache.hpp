@@ -22,7 +22,9 @@
 // end (under CACHE/index.lock) with its hits and additions. An entry missing from it is
 // read from its record. Last use (LRU): the index's time, else the record's mtime (set on
 // add and on a hit through the record) - never the data's timestamps, which the jobs' links
-// share. Bytes are the data files' sizes; evicting unlinks the cache's names only, so a job
+// share. A hit updates the index only when the entry's last use there is over an hour old
+// (as relatime does for atime), so a stage served from a warm cache writes nothing. Bytes
+// are the data files' sizes; evicting unlinks the cache's names only, so a job
 // directory holding a link keeps its data.
 //
 // Concurrent stages may share a cache: data is linked under its final name with linkat
@@ -42,6 +44,9 @@
 #include <string>
 
 namespace sluice::staging {
+namespace detail {
+struct LoadedIndex;
+}
 
 // A source file's identity, as stat'ed when planning.
 struct CacheKey {
@@ -80,6 +85,10 @@ class NodeCache {
   const std::string& path() const noexcept { return path_; }
   int fd() const noexcept { return root_.get(); }
 
+  // Starts reading CACHE/index in the background, so that it overlaps the stage's listing
+  // of its sources; lookup() waits for it (and rethrows its error). Optional.
+  void load_index_ahead();
+
   // The entry for KEY, its last use set to now; nullopt when there is none or its record
   // does not match KEY. Throws nothing for a damaged entry (a miss); SystemError for I/O.
   std::optional<CacheEntry> lookup(const CacheKey& key);
@@ -110,9 +119,13 @@ class NodeCache {
 
   // CACHE/ab for entry NAME, opened once; null when absent and not CREATE.
   std::shared_ptr<const UniqueFd> fan_dir(const std::string& name, bool create);
+  // CACHE/index, read once (load_index_ahead() or the first lookup).
+  const detail::LoadedIndex& index();
 
   std::string path_;
   UniqueFd root_;
+  uid_t euid_;
+  std::int64_t opened_ns_;  // "now" for the last uses this stage sets
   std::mutex mu_;
   std::array<std::shared_ptr<const UniqueFd>, 256> fans_;
   std::unique_ptr<State> st_;
