@@ -133,14 +133,16 @@ class Stage {
     open_destination();
     lock_destination();
     manifest_ = Manifest::load(root_.get());
+    // The cache's index is read while the sources are listed.
+    if (!req_.cache_dir.empty()) open_cache();
     plan_ = detail::make_plan(req_.source, root_.get(), file_name_, manifest_, req_.shard_index, req_.shard_count,
-                              req_.source_label);
+                              req_.source_label, req_.jobs ? req_.jobs : default_jobs());
     result_.files = plan_.files.size();
     result_.dirs = plan_.dirs.size();
     result_.files_other_shards = plan_.other_shards.size();
     // The manifest lists this node's files only: the runtime learns from it what is local.
     for (const std::string& rel : plan_.other_shards) dirty_ = manifest_.files.erase(rel) > 0 || dirty_;
-    if (!req_.cache_dir.empty()) open_cache();
+    if (cache_ && !cache_off_) look_up_cached();
 
     std::uint64_t need = 0, replaced = 0;
     for (PlannedFile& f : plan_.files) {
@@ -199,6 +201,10 @@ class Stage {
                  " (hard links cannot cross file systems)");
       return;
     }
+    cache_->load_index_ahead();
+  }
+
+  void look_up_cached() {
     // Look up every file to copy (a new final name, or one that is ours), before
     // check_space (hits need no space); in parallel, for the entries the index lacks (a
     // record read each).

@@ -1,4 +1,4 @@
-// Internal: the plan of a stage, made on one thread before any byte moves: which files to
+// Internal: the plan of a stage, made before any byte moves: which files to
 // copy, skip or verify, and which final names may be replaced.
 #pragma once
 
@@ -38,9 +38,11 @@ struct Plan {
 // Walks SOURCE (a directory mirrored at ROOT, or a file copied to ROOT/FILE_NAME), keeps
 // the files of share SHARD_INDEX of SHARD_COUNT (shard.hpp), and decides each against
 // MANIFEST and what ROOT holds. Removes temporary files left by a killed stage. Throws Error
-// naming the first conflict, symlink or special file.
+// naming the first conflict, symlink or special file. THREADS list and stat the source
+// tree in parallel; the plan is the same for any number.
 Plan make_plan(const std::string& source, int root, const std::string& file_name, const Manifest& manifest,
-               unsigned shard_index = 0, unsigned shard_count = 1, const std::string& source_label = "");
+               unsigned shard_index = 0, unsigned shard_count = 1, const std::string& source_label = "",
+               unsigned threads = 1);
 
 std::int64_t mtime_ns(const struct stat& st);
 std::int64_t ctime_ns(const struct stat& st);
