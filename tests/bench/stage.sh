@@ -8,6 +8,9 @@
 # Every timing includes a final `sync`, so each tool pays for getting its data to disk
 # (sluice-stage makes every file durable before its rename, small files in batches with one
 # syncfs; cp and rsync leave it to writeback).
+# Each case runs REPEAT times (default 3), the tools alternating within each round, and the
+# table gives the median: this VM's disk timing varies by tens of percent from one minute to
+# the next, and alternating keeps cp and sluice under the same conditions.
 # Prints a table and one JSON line. Not a test: ctest never runs it.
 # Usage: tests/bench/stage.sh [DIR (default /var/tmp/sluice-bench)] [SLUICE_STAGE]
 #   SLUICE_STAGE defaults to $SLUICE_STAGE, then build*/staging/sluice-stage, then PATH.
@@ -24,6 +27,8 @@ fi
 command -v rsync >/dev/null || { echo "stage.sh: rsync missing (site/install-deps.sh installs it)" >&2; exit 2; }
 big_mib=${BIG_MIB:-4096}
 small_files=${SMALL_FILES:-20000}
+repeat=${REPEAT:-3}
+[[ $repeat =~ ^[1-9][0-9]*$ ]] || { echo "stage.sh: REPEAT must be a positive integer, not '$repeat'" >&2; exit 2; }
 
 mkdir -p "$dir"
 dir=$(cd "$dir" && pwd)
@@ -55,57 +60,66 @@ big_bytes=$(stat -c %s "$src/big/file.bin")
 cold=no
 drop() { sync; if echo 3 2>/dev/null >/proc/sys/vm/drop_caches; then cold="drop_caches accepted"; fi; }
 
-declare -A secs
+declare -A secs  # KEY -> the times of every round, space-separated
 calc() { awk "BEGIN { printf \"%.6f\", $1 }"; }
 now() { date +%s.%N; }
 run() {  # run KEY CMD...: time CMD plus sync
   local key=$1; shift
   drop
-  local t0; t0=$(now)
+  local t0 t; t0=$(now)
   "$@" >/dev/null
   sync
-  secs[$key]=$(calc "$(now) - $t0")
-  echo "stage.sh: $key ${secs[$key]} s" >&2
+  t=$(calc "$(now) - $t0")
+  secs[$key]+="$t "
+  echo "stage.sh: $key $t s" >&2
 }
+median() { tr ' ' '\n' <<<"$1" | grep . | sort -g | awk '{ v[NR] = $1 } END { printf "%.6f", NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
-for what in big small; do
-  run "$what.cp" cp -r "$src/$what" "$dir/dst-cp-$what"
-  rm -rf "$dir/dst-cp-$what"
-  run "$what.rsync" rsync -a "$src/$what/" "$dir/dst-rsync-$what/"
-  rm -rf "$dir/dst-rsync-$what"
-  run "$what.sluice" "$stage" in "$src/$what" "$dir/dst-sluice/$what" -q
-done
-# (c) A second job on the node stages (a)+(b) again, into a new destination, through the
-# node cache. cp and rsync have no cache: they copy (a)+(b) again.
 cp_both() { mkdir -p "$1" && cp -r "$src/big" "$src/small" "$1/"; }
-run "cache.cp" cp_both "$dir/dst-cp-c"
-rm -rf "$dir/dst-cp-c"
-run "cache.rsync" rsync -a "$src/big" "$src/small" "$dir/dst-rsync-c/"
-rm -rf "$dir/dst-rsync-c"
 through_cache() {  # through_cache DST: (a) and (b) into DST through one cache
   "$stage" in "$src/big" "$1/big" -q --cache-dir "$dir/cache" --cache-max 1T &&
     "$stage" in "$src/small" "$1/small" -q --cache-dir "$dir/cache" --cache-max 1T
 }
-run "cache0.sluice" through_cache "$dir/dst-cache-job1"
-run "cache.sluice" through_cache "$dir/dst-cache-job2"
-"$stage" in "$src/small" "$dir/dst-cache-job3/small" --cache-dir "$dir/cache" >"$dir/cache-summary.txt"
-cat "$dir/cache-summary.txt" >&2
-grep -q "copied 0 (0 B).*, $small_files from cache" "$dir/cache-summary.txt" ||
-  { echo "stage.sh: the second stage through the cache copied files" >&2; exit 1; }
-cmp "$src/big/file.bin" "$dir/dst-cache-job2/big/file.bin"
-diff -r -x .sluice-manifest.json "$src/small" "$dir/dst-cache-job2/small" >/dev/null
-rm -rf "$dir"/dst-cache-job* "$dir/cache" "$dir/cache-summary.txt"
-
 resume() { "$stage" in "$src/big" "$dir/dst-sluice/big" -q && "$stage" in "$src/small" "$dir/dst-sluice/small" -q; }
-run "resume.sluice" resume
-cmp "$src/big/file.bin" "$dir/dst-sluice/big/file.bin"
-diff -r -x .sluice-manifest.json "$src/small" "$dir/dst-sluice/small" >/dev/null
+
+for round in $(seq 1 "$repeat"); do
+  echo "stage.sh: round $round of $repeat" >&2
+  for what in big small; do
+    run "$what.cp" cp -r "$src/$what" "$dir/dst-cp-$what"
+    rm -rf "$dir/dst-cp-$what"
+    run "$what.rsync" rsync -a "$src/$what/" "$dir/dst-rsync-$what/"
+    rm -rf "$dir/dst-rsync-$what"
+    rm -rf "$dir/dst-sluice/$what"
+    run "$what.sluice" "$stage" in "$src/$what" "$dir/dst-sluice/$what" -q
+  done
+  # (c) A second job on the node stages (a)+(b) again, into a new destination, through the
+  # node cache. cp and rsync have no cache: they copy (a)+(b) again.
+  run "cache.cp" cp_both "$dir/dst-cp-c"
+  rm -rf "$dir/dst-cp-c"
+  run "cache.rsync" rsync -a "$src/big" "$src/small" "$dir/dst-rsync-c/"
+  rm -rf "$dir/dst-rsync-c"
+  rm -rf "$dir"/dst-cache-job* "$dir/cache"
+  run "cache0.sluice" through_cache "$dir/dst-cache-job1"
+  run "cache.sluice" through_cache "$dir/dst-cache-job2"
+  "$stage" in "$src/small" "$dir/dst-cache-job3/small" --cache-dir "$dir/cache" >"$dir/cache-summary.txt"
+  cat "$dir/cache-summary.txt" >&2
+  grep -q "copied 0 (0 B).*, $small_files from cache" "$dir/cache-summary.txt" ||
+    { echo "stage.sh: the second stage through the cache copied files" >&2; exit 1; }
+  cmp "$src/big/file.bin" "$dir/dst-cache-job2/big/file.bin"
+  diff -r -x .sluice-manifest.json "$src/small" "$dir/dst-cache-job2/small" >/dev/null
+  rm -rf "$dir"/dst-cache-job* "$dir/cache" "$dir/cache-summary.txt"
+
+  run "resume.sluice" resume
+  cmp "$src/big/file.bin" "$dir/dst-sluice/big/file.bin"
+  diff -r -x .sluice-manifest.json "$src/small" "$dir/dst-sluice/small" >/dev/null
+done
+for key in "${!secs[@]}"; do secs[$key]=$(median "${secs[$key]}"); done
 
 files_of() { case $1 in big) echo 1 ;; small) echo "$small_files" ;; *) echo $((small_files + 1)) ;; esac; }
 bytes_of() { case $1 in big) echo "$big_bytes" ;; small) echo "$small_bytes" ;; *) echo $((big_bytes + small_bytes)) ;; esac; }
 
 printf '%-36s %-7s %9s %9s %11s %9s\n' case tool seconds MB/s files/s "vs cp"
-json="{\"bench\":\"stage\",\"dir\":\"$dir\",\"cold_cache\":\"$cold\",\"cpus\":$(nproc),\"results\":["
+json="{\"bench\":\"stage\",\"dir\":\"$dir\",\"cold_cache\":\"$cold\",\"cpus\":$(nproc),\"rounds\":$repeat,\"results\":["
 sep=""
 for what in big small cache0 cache resume; do
   case $what in
@@ -132,5 +146,5 @@ for what in big small cache0 cache resume; do
     sep=","
   done
 done
-echo "(vs cp: cp's time / this tool's time; above 1 is faster than cp. Timings include sync. Cold cache: $cold.)"
+echo "(vs cp: cp's time / this tool's time; above 1 is faster than cp. Median of $repeat rounds. Timings include sync. Cold cache: $cold.)"
 echo "$json]}"
