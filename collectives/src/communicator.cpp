@@ -10,6 +10,9 @@
 #include "reduce.hpp"
 #include "selection.hpp"
 #include "shm_group.hpp"
+#if SLUICE_COLL_HAVE_UCX
+#include "ucx_transport.hpp"
+#endif
 
 #include <sluice/common/placement_record.hpp>
 
@@ -53,6 +56,12 @@ Options Options::from_environment() {
                                     "' (auto, shm, ring, rd, rabenseifner, hierarchical)");
     o.algorithm = *alg;
   }
+  if (const char* t = std::getenv("SLUICE_COLL_TRANSPORT"); t && *t) {
+    auto kind = parse_transport(t);
+    if (!kind)
+      throw InvalidArgument(std::string("SLUICE_COLL_TRANSPORT='") + quote_input(t) + "' is not a transport (mpi, ucx)");
+    o.transport = *kind;
+  }
   int flag = 0;
   if (env_number<int>("SLUICE_COLL_CHECK", flag, 0, 1)) o.check_signature = flag != 0;
   if (env_number<int>("SLUICE_COLL_SHM", flag, 0, 1)) o.shm = flag != 0;
@@ -66,6 +75,8 @@ Options Options::from_environment() {
   if (env_number<long long>("SLUICE_COLL_CYCLE_US", us, 10, 10'000'000)) o.cycle = std::chrono::microseconds(us);
   return o;
 }
+
+bool ucx_available() noexcept { return SLUICE_COLL_HAVE_UCX != 0; }
 
 // --- Node membership -------------------------------------------------------------------------
 namespace {
@@ -119,7 +130,7 @@ struct Communicator::Impl {
   std::vector<PeerInfo> peers;
   std::vector<int> local_ranks;  // global ranks of this node, by local rank
   std::vector<int> rail;         // global ranks with my local rank, by node
-  std::unique_ptr<MpiTransport> transport;
+  std::unique_ptr<Transport> transport;
   std::unique_ptr<ShmGroup> shm;
   std::uint64_t calls = 0;
   std::string broken;  // why, once a call failed
@@ -149,6 +160,11 @@ struct Communicator::Impl {
 Communicator::Communicator(MPI_Comm user, Options options) : impl_(std::make_unique<Impl>()) {
   Impl& m = *impl_;
   m.options = std::move(options);
+  if (m.options.transport == TransportKind::ucx && !ucx_available())  // the same on every rank
+    throw InvalidArgument("transport ucx (SLUICE_COLL_TRANSPORT or Options::transport): this sluice_collectives "
+                          "was not built with UCX (pkg-config found no ucx at configure time, or "
+                          "SLUICE_COLL_UCX=OFF); use mpi");
+  if (name(m.options.transport) == "?") throw InvalidArgument("Options::transport: unknown transport");
   MPI_Comm dup = MPI_COMM_NULL;
   mpi_check(MPI_Comm_dup(user, &dup), "MPI_Comm_dup");
   m.comm.reset(dup);
@@ -203,7 +219,10 @@ Communicator::Communicator(MPI_Comm user, Options options) : impl_(std::make_uni
   if (m.uniform)
     for (auto& [l, members] : by_leader) m.rail.push_back(members[std::size_t(m.local_rank)]);
 
-  m.transport = std::make_unique<MpiTransport>(dup, m.peers);
+#if SLUICE_COLL_HAVE_UCX
+  if (m.options.transport == TransportKind::ucx) m.transport = std::make_unique<UcxTransport>(dup, m.peers);
+#endif
+  if (!m.transport) m.transport = std::make_unique<MpiTransport>(dup, m.peers);
   long host_ranks = 0;
   for (const PeerInfo& p : m.peers) host_ranks += p.same_host ? 1 : 0;
   const long cpus = ::sysconf(_SC_NPROCESSORS_ONLN);
@@ -253,10 +272,13 @@ AllreduceHandle Communicator::allreduce_async(const void* send, void* recv, std:
   if (!m.engine) {
     int level = MPI_THREAD_SINGLE;
     MPI_Query_thread(&level);
-    const bool mpi_free = m.size == 1 || (m.nodes == 1 && m.shm && m.local_size == m.size);
+    // The thread calls MPI only through the MPI transport (UCX and shm need no MPI after set-up).
+    const bool mpi_free = m.size == 1 || (m.nodes == 1 && m.shm && m.local_size == m.size) ||
+                          m.options.transport != TransportKind::mpi;
     if (!mpi_free && level < MPI_THREAD_MULTIPLE)
       throw InvalidArgument("allreduce_async: this communicator spans nodes (or has no shared memory), so its "
-                            "progress thread calls MPI: initialise MPI with MPI_Init_thread(MPI_THREAD_MULTIPLE)");
+                            "progress thread calls MPI: initialise MPI with MPI_Init_thread(MPI_THREAD_MULTIPLE), "
+                            "or use the UCX transport (SLUICE_COLL_TRANSPORT=ucx)");
     Impl* impl = &m;
     m.engine = std::make_unique<AsyncEngine>(
         [impl](const void* s, void* r, std::size_t n, DataType t, ReduceOp o) { impl->allreduce(s, r, n, t, o, {}); },

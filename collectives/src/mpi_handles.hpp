@@ -24,4 +24,10 @@ using UniqueComm = UniqueHandle<MPI_Comm, MpiCommTraits>;
 // Throws CollectiveError("<call> failed: <MPI error string>") unless rc == MPI_SUCCESS.
 void mpi_check(int rc, const char* call);
 
+inline int comm_rank(MPI_Comm comm) {
+  int rank = 0;
+  mpi_check(MPI_Comm_rank(comm, &rank), "MPI_Comm_rank");
+  return rank;
+}
+
 }  // namespace sluice::coll

@@ -24,9 +24,8 @@ int checked_count(std::size_t bytes) {
 }
 }  // namespace
 
-MpiTransport::MpiTransport(MPI_Comm comm, const std::vector<PeerInfo>& peers) : comm_(comm), peers_(peers) {
-  MPI_Comm_rank(comm_, &rank_);
-  MPI_Comm_size(comm_, &size_);
+MpiTransport::MpiTransport(MPI_Comm comm, const std::vector<PeerInfo>& peers)
+    : Transport(peers, comm_rank(comm)), comm_(comm) {
   int* ub = nullptr;
   int flag = 0;
   MPI_Comm_get_attr(comm_, MPI_TAG_UB, &ub, &flag);
@@ -66,30 +65,16 @@ bool MpiTransport::test(Request& r) {
 }
 
 void MpiTransport::check_peer(int) {
-  if (extra_check_) extra_check_();
+  run_extra_check();
   // A failure notice from anyone names the culprit.
   int flag = 0;
   MPI_Status st;
   if (MPI_Iprobe(MPI_ANY_SOURCE, failure_tag(), comm_, &flag, &st) == MPI_SUCCESS && flag) {
-    std::int64_t msg[2] = {0, -1};
-    MPI_Recv(msg, 2, MPI_INT64_T, st.MPI_SOURCE, failure_tag(), comm_, MPI_STATUS_IGNORE);
-    const int culprit = msg[1] >= 0 && msg[1] < size_ ? int(msg[1]) : st.MPI_SOURCE;
-    const std::string who = "rank " + std::to_string(culprit) + " (" + describe(culprit) + ")";
-    const std::string seen = " (reported by rank " + std::to_string(st.MPI_SOURCE) + ")";
-    if (msg[0] == 3) throw MismatchError("allreduce: " + who + " called a different allreduce" + seen, culprit);
-    if (msg[0] == 2) throw PeerTimeout("allreduce: " + who + " stalled" + seen, culprit);
-    throw PeerDied("allreduce: " + who + " failed" + seen, culprit);
+    Notice msg = {0, -1};
+    MPI_Recv(msg.data(), 2, MPI_INT64_T, st.MPI_SOURCE, failure_tag(), comm_, MPI_STATUS_IGNORE);
+    throw_notice(msg, st.MPI_SOURCE);
   }
-  // Any process of this job on this host that is gone (not only `peer`: in a ring we may be
-  // waiting on a live neighbour that waits on the dead one).
-  for (int q = 0; q < size_; ++q) {
-    const PeerInfo& p = peers_[std::size_t(q)];
-    if (q != rank_ && p.same_host && !process_alive(p.pid)) {
-      // It may have reported a failure it saw before it went: that names the real culprit.
-      if (extra_check_) extra_check_();
-      throw PeerDied("allreduce: rank " + std::to_string(q) + " (" + describe(q) + ") died", q);
-    }
-  }
+  check_host_processes();
 }
 
 bool MpiTransport::foreign_message(int peer, int tag) {
@@ -100,7 +85,8 @@ bool MpiTransport::foreign_message(int peer, int tag) {
 }
 
 void MpiTransport::broadcast_failure(int culprit, int kind) noexcept {
-  if (!notice_.empty()) return;  // once
+  if (notified_) return;  // once
+  notified_ = true;
   notice_ = {std::int64_t(kind), std::int64_t(culprit)};
   for (int q = 0; q < size_; ++q) {
     if (q == rank_ || (q == culprit && kind != 3)) continue;  // a mismatching peer is alive: tell it too
@@ -123,11 +109,6 @@ void MpiTransport::abandon(Request& r) noexcept {
   MPI_Cancel(&h);
   MPI_Request_free(&h);
   r.active = false;
-}
-
-std::string MpiTransport::describe(int peer) const {
-  const PeerInfo& p = peers_[std::size_t(peer)];
-  return "host " + p.host + ", pid " + std::to_string(p.pid);
 }
 
 }  // namespace sluice::coll

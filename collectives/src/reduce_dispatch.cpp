@@ -51,6 +51,20 @@ std::string_view name(Algorithm a) noexcept {
   return "?";
 }
 
+std::string_view name(TransportKind t) noexcept {
+  switch (t) {
+    case TransportKind::mpi: return "mpi";
+    case TransportKind::ucx: return "ucx";
+  }
+  return "?";
+}
+
+std::optional<TransportKind> parse_transport(std::string_view s) noexcept {
+  if (s == "mpi") return TransportKind::mpi;
+  if (s == "ucx") return TransportKind::ucx;
+  return std::nullopt;
+}
+
 std::optional<Algorithm> parse_algorithm(std::string_view s) noexcept {
   if (s == "auto" || s == "automatic" || s.empty()) return Algorithm::automatic;
   if (s == "shm") return Algorithm::shm;

@@ -13,6 +13,30 @@ void throw_timeout(Transport& t, int peer, std::chrono::milliseconds timeout, st
                     peer);
 }
 
+std::string Transport::describe(int peer) const {
+  const PeerInfo& p = peers_[std::size_t(peer)];
+  return "host " + p.host + ", pid " + std::to_string(p.pid);
+}
+
+void Transport::throw_notice(const Notice& notice, int reporter) const {
+  const int culprit = notice[1] >= 0 && notice[1] < size() ? int(notice[1]) : reporter;
+  const std::string seen = " (reported by rank " + std::to_string(reporter) + ")";
+  if (notice[0] == 3) throw MismatchError("allreduce: " + who(culprit) + " called a different allreduce" + seen, culprit);
+  if (notice[0] == 2) throw PeerTimeout("allreduce: " + who(culprit) + " stalled" + seen, culprit);
+  throw PeerDied("allreduce: " + who(culprit) + " failed" + seen, culprit);
+}
+
+void Transport::check_host_processes() const {
+  for (int q = 0; q < size(); ++q) {
+    const PeerInfo& p = peers_[std::size_t(q)];
+    if (q != rank() && p.same_host && !process_alive(p.pid)) {
+      // It may have reported a failure it saw before it went: that names the real culprit.
+      run_extra_check();
+      throw PeerDied("allreduce: " + who(q) + " died", q);
+    }
+  }
+}
+
 void wait_all(Transport& t, std::span<Request> reqs, Watchdog& dog) {
   std::size_t open = 0;
   for (Request& r : reqs) open += r.active ? 1 : 0;

@@ -3,11 +3,15 @@
 // wait_all()/Watchdog, so every wait has a deadline and names the peer it waited on.
 #pragma once
 
+#include "peers.hpp"
+
 #include <sluice/collectives/types.hpp>
 
+#include <array>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <string>
 #include <vector>
@@ -43,12 +47,18 @@ class Watchdog {
 
 class Transport {
  public:
+  // `peers` (host/pid of every rank) is used, not owned: it outlives the transport.
+  Transport(const std::vector<PeerInfo>& peers, int rank) : peers_(peers), rank_(rank), size_(int(peers.size())) {}
   virtual ~Transport() = default;
-  virtual int rank() const noexcept = 0;
-  virtual int size() const noexcept = 0;
+  Transport(const Transport&) = delete;
+  Transport& operator=(const Transport&) = delete;
+  int rank() const noexcept { return rank_; }
+  int size() const noexcept { return size_; }
   virtual std::string_view name() const noexcept = 0;
-  // The biggest tag value a caller may use.
+  // The biggest tag value a caller may use. It is itself reserved for failure notices
+  // (failure_tag()): the communicator's tags stay below it.
   virtual int max_tag() const noexcept = 0;
+  int failure_tag() const noexcept { return max_tag(); }
 
   // Start a send/receive of `bytes` (> 0) to/from `peer`. The buffer must stay valid and
   // untouched until the request completes.
@@ -67,6 +77,10 @@ class Transport {
   bool oversubscribed = false;
   // The peer's rank as text for messages ("rank 3 (host n1, pid 42)").
   std::string who(int peer) const { return "rank " + std::to_string(peer) + " (" + describe(peer) + ")"; }
+  // Host and pid of a peer, for error messages ("host n1, pid 42").
+  std::string describe(int peer) const;
+  // Called first in check_peer (the communicator hooks the node's shm failure flags in).
+  void set_extra_check(std::function<void()> fn) { extra_check_ = std::move(fn); }
   // After a failure: give up outstanding requests without waiting for them.
   virtual void abandon(Request& r) noexcept = 0;
   // After a failure: tell every other rank, best effort and without waiting, that `culprit`
@@ -74,8 +88,24 @@ class Transport {
   // check_peer() and fails naming `culprit`, instead of timing out on an innocent neighbour.
   virtual void broadcast_failure(int culprit, int kind) noexcept = 0;
 
-  // Host (as a string) of a peer, for error messages.
-  virtual std::string describe(int peer) const = 0;
+ protected:
+  // What broadcast_failure sends, {kind, culprit}, the same on every transport.
+  using Notice = std::array<std::int64_t, 2>;
+  // A notice received from rank `reporter`: throws the error it names.
+  [[noreturn]] void throw_notice(const Notice& notice, int reporter) const;
+  // The shm failure flags (set_extra_check), or nothing.
+  void run_extra_check() const {
+    if (extra_check_) extra_check_();
+  }
+  // Any process of this job on this host that is gone (not only the peer waited on: in a ring
+  // we may be waiting on a live neighbour that waits on the dead one) -> PeerDied naming it.
+  void check_host_processes() const;
+
+  const std::vector<PeerInfo>& peers_;
+  const int rank_, size_;
+
+ private:
+  std::function<void()> extra_check_;
 };
 
 // Owns a set of requests for their lifetime: when an error unwinds the stack, the requests

@@ -60,6 +60,8 @@ void usage() {
       "usage: sluice-bench-allreduce [--minbytes N] [--maxbytes N] [--factor F] [--samples S]\n"
       "                              [--algo auto|shm|ring|rd|rabenseifner|hierarchical]\n"
       "                              [--transport mpi|ucx] [--json] [--no-check] [--skip-mpi]\n"
+      "  --transport: the transport under ring/rd/rabenseifner/hierarchical (default:\n"
+      "               SLUICE_COLL_TRANSPORT, else mpi); the shm path does not use one.\n"
       "       sluice-bench-allreduce --calibrate   (cost-model constants: MPI p2p latency and\n"
       "                              bandwidth between ranks 0 and 1, f32 sum kernel bandwidth)\n"
       "  sizes take K/M/G suffixes (binary); defaults 4 B .. 256M, x8, 9 samples.\n");
@@ -76,7 +78,7 @@ int main(int argc, char** argv) {
   double factor = 8;
   int samples = 9;
   bool json = false, check = true, skip_mpi = false, calibrate = false;
-  std::string transport = "mpi", algo_name = "auto";
+  std::string transport, algo_name = "auto";  // transport "": SLUICE_COLL_TRANSPORT (default mpi)
   try {
     for (int i = 1; i < argc; ++i) {
       std::string a = argv[i];
@@ -98,8 +100,10 @@ int main(int argc, char** argv) {
       else throw std::invalid_argument("unknown argument " + a);
     }
     if (factor <= 1) throw std::invalid_argument("--factor must be > 1");
-    if (transport != "mpi")
-      throw std::invalid_argument("--transport " + transport + ": only the mpi transport is built (UCX: not yet)");
+    if (!transport.empty() && !parse_transport(transport))
+      throw std::invalid_argument("unknown --transport " + transport + " (mpi, ucx)");
+    if (transport == "ucx" && !ucx_available())
+      throw std::invalid_argument("--transport ucx: this sluice_collectives was not built with UCX");
     if (!parse_algorithm(algo_name)) throw std::invalid_argument("unknown --algo " + algo_name);
   } catch (const std::exception& e) {
     if (rank == 0) std::fprintf(stderr, "sluice-bench-allreduce: %s\n", e.what()), usage();
@@ -153,7 +157,10 @@ int main(int argc, char** argv) {
     return 0;
   }
   const AllreduceOptions call{*parse_algorithm(algo_name)};
-  Communicator comm(MPI_COMM_WORLD);
+  Options options = Options::from_environment();
+  if (!transport.empty()) options.transport = *parse_transport(transport);
+  Communicator comm(MPI_COMM_WORLD, options);
+  transport = name(comm.options().transport);
 
   // memcpy: one core, 256 MiB, best of 5 after a warm-up (rank 0; the others wait).
   double memcpy_GBps = 0;

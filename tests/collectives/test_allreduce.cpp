@@ -3,7 +3,8 @@
 // allows forced in turn (and auto); in place and out of place. Also: on random data, every
 // rank ends with bit-identical results (hash allgather).
 //
-// Usage: mpirun -np N test_allreduce [--algos a,b,...] [--large COUNT]
+// Usage: mpirun -np N test_allreduce [--algos a,b,...] [--large COUNT] [--transport mpi|ucx]
+// (--transport: fail unless SLUICE_COLL_TRANSPORT chose that transport).
 // Exit status 0 only when every rank saw every check pass.
 #include "harness.hpp"
 
@@ -33,15 +34,22 @@ std::vector<Algorithm> algorithms_for(const Communicator& c, const std::string& 
 int main(int argc, char** argv) {
   MPI_Init(&argc, &argv);
   std::string only;
+  std::string transport;
   std::size_t large = 1 << 20;
   for (int i = 1; i + 1 < argc; i += 2) {
     if (std::string(argv[i]) == "--algos") only = argv[i + 1];
     if (std::string(argv[i]) == "--large") large = std::stoul(argv[i + 1]);
+    if (std::string(argv[i]) == "--transport") transport = argv[i + 1];
   }
   int failures = 0;
   {
     Communicator comm(MPI_COMM_WORLD);
     const int n = comm.size(), me = comm.rank();
+    if (!transport.empty() && name(comm.options().transport) != transport) {
+      std::fprintf(stderr, "rank %d: transport %s, expected %s (SLUICE_COLL_TRANSPORT)\n", me,
+                   name(comm.options().transport).data(), transport.c_str());
+      ++failures;
+    }
     const std::vector<Algorithm> algos = algorithms_for(comm, only);
     // 0, 1, primes (some below the rank count), a count that is not a multiple of the SIMD
     // width or segment, and one spanning several shm steps and ring segments.
@@ -128,8 +136,9 @@ int main(int argc, char** argv) {
     if (me == 0) {
       std::ostringstream names;
       for (Algorithm a : algos) names << name(a) << ' ';
-      std::printf("%d ranks (%d nodes, %d local): %zu checks per rank, algorithms [ %s], %d failures\n", n,
-                  comm.node_count(), comm.local_size(), checks, names.str().c_str(), total);
+      std::printf("%d ranks (%d nodes, %d local), transport %s: %zu checks per rank, algorithms [ %s], %d failures\n",
+                  n, comm.node_count(), comm.local_size(), name(comm.options().transport).data(), checks,
+                  names.str().c_str(), total);
     }
     failures = total;
   }

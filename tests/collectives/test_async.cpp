@@ -2,7 +2,8 @@
 // every rank (with rank-dependent pauses, so the ranks' queues differ when the progress
 // thread agrees on what is ready), polled with test() and waited; results against the
 // reference; average_gradients; a synchronous allreduce while the thread runs.
-// Under mpirun; MPI_THREAD_MULTIPLE (needed when the communicator spans nodes).
+// Under mpirun; MPI_THREAD_MULTIPLE (needed when the communicator spans nodes over the MPI
+// transport), or with --funneled MPI_THREAD_FUNNELED (enough on one node with shm, or over UCX).
 #include "harness.hpp"
 
 #include <chrono>
@@ -14,7 +15,8 @@ using namespace sluice::coll::test;
 
 int main(int argc, char** argv) {
   int provided = 0;
-  MPI_Init_thread(&argc, &argv, MPI_THREAD_MULTIPLE, &provided);
+  const bool funneled = argc > 1 && std::string(argv[1]) == "--funneled";
+  MPI_Init_thread(&argc, &argv, funneled ? MPI_THREAD_FUNNELED : MPI_THREAD_MULTIPLE, &provided);
   int failures = 0;
   {
     Communicator comm(MPI_COMM_WORLD);

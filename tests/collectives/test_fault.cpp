@@ -2,6 +2,8 @@
 //   --kill R    rank R SIGKILLs itself from a helper thread while allreduces are running
 //   --stall R   rank R SIGSTOPs itself the same way (the first survivor SIGKILLs it afterwards)
 //   --mismatch R  rank R calls one allreduce with a different count
+//   --destroy 1   survivors also destroy the communicator afterwards (it must not hang on the
+//                 failed peer) and report how long that took (destroy_ms)
 // Every survivor must end with a sluice::coll error naming R (mismatch: any error of that
 // kind), and prints "RESULT rank=.. error=.. peer=.. ms=.." where ms is the time from the
 // start of the failing call. check_fault.sh checks the lines and that nothing hung.
@@ -9,6 +11,7 @@
 
 #include <csignal>
 #include <chrono>
+#include <optional>
 #include <thread>
 #include <unistd.h>
 
@@ -19,11 +22,13 @@ int main(int argc, char** argv) {
   std::string mode = "kill", algo = "auto";
   int victim = 1;
   std::size_t count = 1 << 18;
+  bool destroy = false;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string a = argv[i];
     if (a == "--kill" || a == "--stall" || a == "--mismatch") mode = a.substr(2), victim = std::stoi(argv[i + 1]);
     if (a == "--algo") algo = argv[i + 1];
     if (a == "--count") count = std::stoul(argv[i + 1]);
+    if (a == "--destroy") destroy = std::string(argv[i + 1]) == "1";
   }
   int rank = 0, size = 1;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
@@ -32,7 +37,8 @@ int main(int argc, char** argv) {
   int me = int(::getpid());
   MPI_Allgather(&me, 1, MPI_INT, pids.data(), 1, MPI_INT, MPI_COMM_WORLD);
 
-  Communicator comm(MPI_COMM_WORLD);
+  std::optional<Communicator> comm;
+  comm.emplace(MPI_COMM_WORLD);
   const AllreduceOptions call{*parse_algorithm(algo)};
   std::vector<float> buf(count, 1.0f);
   if (rank == victim && mode != "mismatch") {
@@ -48,7 +54,7 @@ int main(int argc, char** argv) {
     t0 = std::chrono::steady_clock::now();
     try {
       const std::size_t n = (mode == "mismatch" && rank == victim && it == 20) ? count + 1 : count;
-      comm.allreduce(buf.data(), buf.data(), n, DataType::f32, ReduceOp::avg, call);
+      comm->allreduce(buf.data(), buf.data(), n, DataType::f32, ReduceOp::avg, call);
     } catch (const PeerDied& e) {
       error = "PeerDied", peer = e.peer(), what = e.what();
     } catch (const PeerTimeout& e) {
@@ -69,13 +75,19 @@ int main(int argc, char** argv) {
   // A later call must refuse at once.
   bool refused = false;
   try {
-    comm.allreduce(buf.data(), buf.data(), count, DataType::f32, ReduceOp::sum, call);
+    comm->allreduce(buf.data(), buf.data(), count, DataType::f32, ReduceOp::sum, call);
   } catch (const BrokenCommunicator&) {
     refused = true;
   } catch (...) {
   }
-  std::printf("RESULT rank=%d error=%s peer=%d ms=%lld refused=%d\n", rank, error.c_str(), peer, (long long)ms,
-              refused ? 1 : 0);
+  long long destroy_ms = -1;
+  if (destroy) {
+    const auto t1 = std::chrono::steady_clock::now();
+    comm.reset();
+    destroy_ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t1).count();
+  }
+  std::printf("RESULT rank=%d error=%s peer=%d ms=%lld refused=%d destroy_ms=%lld\n", rank, error.c_str(), peer,
+              (long long)ms, refused ? 1 : 0, destroy_ms);
   std::fflush(stdout);
   if (mode == "stall" && rank == (victim == 0 ? 1 : 0)) ::kill(pids[std::size_t(victim)], SIGKILL);
   // The communicator's MPI state is undefined now (ULFM would be needed to go on): leave

@@ -10,6 +10,7 @@
 #include <sluice/collectives/communicator.hpp>
 
 #include <cstdlib>
+#include <string>
 
 using namespace sluice::coll;
 
@@ -63,6 +64,25 @@ BOOST_AUTO_TEST_CASE(environment_overrides) {
   ::unsetenv("SLUICE_COLL_TIMEOUT_MS");
   ::unsetenv("SLUICE_COLL_CHECK");
   BOOST_TEST(Options::from_environment().check_signature);
+}
+
+BOOST_AUTO_TEST_CASE(transport_from_environment) {
+  ::unsetenv("SLUICE_COLL_TRANSPORT");
+  BOOST_TEST(int(Options::from_environment().transport) == int(TransportKind::mpi));
+  ::setenv("SLUICE_COLL_TRANSPORT", "ucx", 1);
+  BOOST_TEST(int(Options::from_environment().transport) == int(TransportKind::ucx));
+  ::setenv("SLUICE_COLL_TRANSPORT", "mpi", 1);
+  BOOST_TEST(int(Options::from_environment().transport) == int(TransportKind::mpi));
+  ::setenv("SLUICE_COLL_TRANSPORT", "verbs", 1);
+  try {
+    Options::from_environment();
+    BOOST_ERROR("SLUICE_COLL_TRANSPORT=verbs accepted");
+  } catch (const sluice::InvalidArgument& e) {  // the message names the variable and the choices
+    BOOST_TEST(std::string(e.what()).find("SLUICE_COLL_TRANSPORT") != std::string::npos);
+    BOOST_TEST(std::string(e.what()).find("mpi, ucx") != std::string::npos);
+  }
+  ::unsetenv("SLUICE_COLL_TRANSPORT");
+  for (int t = 0; t <= int(TransportKind::ucx); ++t) BOOST_TEST(int(*parse_transport(name(TransportKind(t)))) == t);
 }
 
 BOOST_AUTO_TEST_CASE(names_round_trip) {

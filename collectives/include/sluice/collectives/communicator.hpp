@@ -6,7 +6,7 @@
 //                  sluice::coll::DataType::f32, sluice::coll::ReduceOp::avg);
 //
 // Layering (collectives/README.md): Communicator -> algorithms (one file each) ->
-// Transport (MPI point-to-point) and ShmGroup (ranks of one node) -> reduction kernels.
+// Transport (MPI point-to-point or UCX) and ShmGroup (ranks of one node) -> reduction kernels.
 #pragma once
 
 #include <sluice/collectives/types.hpp>
@@ -30,6 +30,10 @@ struct Options {
   std::chrono::milliseconds timeout{300'000};
   // Default algorithm for every call (automatic = the selection rule). SLUICE_ALLREDUCE_ALGO.
   Algorithm algorithm = Algorithm::automatic;
+  // Point-to-point transport of ring/rd/Rabenseifner and the hierarchical rails (the shm path
+  // does not use it). SLUICE_COLL_TRANSPORT=mpi|ucx. ucx needs a build with UCX
+  // (ucx_available()); otherwise the constructor throws InvalidArgument.
+  TransportKind transport = TransportKind::mpi;
   // Detect ranks calling with different count/type/op (cheap; on by default). SLUICE_COLL_CHECK.
   bool check_signature = true;
   // Use shared memory between ranks of one node. SLUICE_COLL_SHM=0 turns it off.
@@ -117,8 +121,9 @@ class Communicator {
   // once. Every rank must submit the same tensors in the same order; consecutive tensors of
   // one type and op are fused. Buffers must stay valid until the handle completes. While the
   // thread runs, allreduce() goes through it too (one thread drives the communicator). The
-  // thread calls MPI unless the communicator is one node with shared memory: then any MPI
-  // thread level works, otherwise MPI_Init_thread(MPI_THREAD_MULTIPLE) is required.
+  // thread calls MPI unless the communicator is one node with shared memory or uses the UCX
+  // transport: then any MPI thread level works, otherwise MPI_Init_thread(MPI_THREAD_MULTIPLE)
+  // is required.
   // The destructor is then collective (every rank's thread must stop).
   AllreduceHandle allreduce_async(const void* send, void* recv, std::size_t count, DataType type, ReduceOp op);
   // Gradient averaging in one call: every tensor averaged over the ranks (fused), waits.

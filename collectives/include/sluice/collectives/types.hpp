@@ -23,6 +23,11 @@ enum class Algorithm : int {
   rabenseifner = 4,        // recursive-halving reduce-scatter + recursive-doubling allgather
   hierarchical = 5,        // shm reduce-scatter, per-rail allreduce across nodes, shm allgather
 };
+// The point-to-point transport under ring/rd/Rabenseifner and the hierarchical rails.
+enum class TransportKind : int {
+  mpi = 0,  // MPI point-to-point on a private duplicate of the communicator
+  ucx = 1,  // UCP tagged messages (worker + endpoints; addresses exchanged over MPI)
+};
 inline constexpr int kDataTypeCount = 6;
 inline constexpr int kReduceOpCount = 5;
 
@@ -30,10 +35,15 @@ std::size_t size_of(DataType t) noexcept;
 std::string_view name(DataType t) noexcept;
 std::string_view name(ReduceOp op) noexcept;
 std::string_view name(Algorithm a) noexcept;
+std::string_view name(TransportKind t) noexcept;
 // "ring", "rd"/"recursive_doubling", "rabenseifner", "shm", "hierarchical", "auto".
 std::optional<Algorithm> parse_algorithm(std::string_view text) noexcept;
 std::optional<DataType> parse_datatype(std::string_view text) noexcept;
 std::optional<ReduceOp> parse_op(std::string_view text) noexcept;
+// "mpi", "ucx".
+std::optional<TransportKind> parse_transport(std::string_view text) noexcept;
+// Whether this build of the library has the UCX transport.
+bool ucx_available() noexcept;
 
 // --- Errors --------------------------------------------------------------------------------
 // Every collective failure is a CollectiveError; failures attributable to one peer say which
