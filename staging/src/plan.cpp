@@ -88,6 +88,7 @@ class Planner {
     }
     work();
     for (auto& th : pool) th.join();
+    listed_.reserve(listed_.size() + entries_.load());
     flatten(top);
   }
 
@@ -250,7 +251,10 @@ class Planner {
       if (e.code() != ENOENT) throw;
     }
     if (d.dest) remove_stale_temps(d.dest.get(), d.rel);
-    for (std::string& name : list_dir(src_fd, d.src)) {
+    std::vector<std::string> names = list_dir(src_fd, d.src);
+    d.entries.reserve(names.size());
+    entries_ += names.size();
+    for (std::string& name : names) {
       if (d.rel == "." && name == kManifestName) continue;  // a staged tree staged again
       if (is_temp_name(name)) continue;
       d.entries.push_back({std::move(name), nullptr, {}, nullptr});
@@ -312,6 +316,7 @@ class Planner {
   std::condition_variable cv_;
   std::vector<Item> todo_;
   unsigned busy_ = 0;
+  std::atomic<std::size_t> entries_{0};  // listed so far (files and directories)
   int source_root_ = -1;
   std::vector<Listed> listed_;
   int root_;
