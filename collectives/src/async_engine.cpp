@@ -1,4 +1,5 @@
 #include "async_engine.hpp"
+#include "cuda_staging.hpp"
 
 #include <cstring>
 
@@ -27,8 +28,8 @@ void AllreduceHandle::wait() const {
   if (state_->error) std::rethrow_exception(state_->error);
 }
 
-AsyncEngine::AsyncEngine(Run run, std::size_t fusion_bytes, std::chrono::microseconds cycle)
-    : run_(std::move(run)), fusion_bytes_(fusion_bytes), cycle_(cycle), thread_([this] { loop(); }) {}
+AsyncEngine::AsyncEngine(Run run, std::size_t fusion_bytes, std::chrono::microseconds cycle, bool cuda)
+    : run_(std::move(run)), fusion_bytes_(fusion_bytes), cycle_(cycle), cuda_(cuda), thread_([this] { loop(); }) {}
 
 AsyncEngine::~AsyncEngine() {
   {
@@ -115,19 +116,23 @@ void AsyncEngine::process(std::vector<Item>& items) {
       bytes += items[j].count * esz;
       ++j;
     }
+    auto copy = [&](void* dst, const void* src, std::size_t n) {
+      if (cuda_) copy_any(dst, src, n);
+      else std::memcpy(dst, src, n);
+    };
     if (j - i == 1) {
       run_(items[i].send, items[i].recv, items[i].count, type, op);
     } else {
       if (fusion_.size() < bytes) fusion_.resize(bytes);
       std::size_t off = 0;
       for (std::size_t k = i; k < j; ++k) {
-        std::memcpy(fusion_.data() + off, items[k].send, items[k].count * esz);
+        copy(fusion_.data() + off, items[k].send, items[k].count * esz);
         off += items[k].count * esz;
       }
       run_(fusion_.data(), fusion_.data(), bytes / esz, type, op);
       off = 0;
       for (std::size_t k = i; k < j; ++k) {
-        std::memcpy(items[k].recv, fusion_.data() + off, items[k].count * esz);
+        copy(items[k].recv, fusion_.data() + off, items[k].count * esz);
         off += items[k].count * esz;
       }
     }

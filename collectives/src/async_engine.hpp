@@ -31,7 +31,9 @@ class AsyncEngine {
  public:
   // `run` is the communicator's synchronous allreduce (called from the engine thread only).
   using Run = std::function<void(const void*, void*, std::size_t, DataType, ReduceOp)>;
-  AsyncEngine(Run run, std::size_t fusion_bytes, std::chrono::microseconds cycle);
+  // `cuda`: tensors may be device memory (the fusion buffer is filled and emptied with the
+  // CUDA driver's copies where they are).
+  AsyncEngine(Run run, std::size_t fusion_bytes, std::chrono::microseconds cycle, bool cuda);
   // Collective: waits until every rank's engine stops (their communicators are destroyed),
   // then joins. Handles still queued fail with BrokenCommunicator.
   ~AsyncEngine();
@@ -56,6 +58,7 @@ class AsyncEngine {
   Run run_;
   std::size_t fusion_bytes_;
   std::chrono::microseconds cycle_;
+  bool cuda_;
   std::mutex m_;
   std::condition_variable cv_;
   std::deque<Item> queue_;

@@ -4,6 +4,7 @@
 
 #include "algorithms.hpp"
 #include "async_engine.hpp"
+#include "cuda_staging.hpp"
 #include "mpi_handles.hpp"
 #include "mpi_transport.hpp"
 #include "peers.hpp"
@@ -73,6 +74,8 @@ Options Options::from_environment() {
   env_number<std::size_t>("SLUICE_COLL_FUSION_BYTES", o.fusion_bytes, 0, std::size_t{1} << 40);
   long long us = 0;
   if (env_number<long long>("SLUICE_COLL_CYCLE_US", us, 10, 10'000'000)) o.cycle = std::chrono::microseconds(us);
+  if (env_number<int>("SLUICE_COLL_CUDA", flag, 0, 1)) o.cuda = flag != 0;
+  env_number<std::size_t>("SLUICE_COLL_CUDA_CHUNK_BYTES", o.cuda_chunk_bytes, 64, std::size_t{1} << 34);
   return o;
 }
 
@@ -134,6 +137,9 @@ struct Communicator::Impl {
   std::unique_ptr<ShmGroup> shm;
   std::uint64_t calls = 0;
   std::string broken;  // why, once a call failed
+  bool cuda_here = false;      // this rank can see device memory
+  bool cuda_anywhere = false;  // some rank can: calls above one chunk are chunked on every rank
+  std::unique_ptr<CudaStager> stager;  // made on the first call with a device buffer
   std::unique_ptr<AsyncEngine> engine;  // last member: stopped and joined first
 
   void allreduce(const void* send, void* recv, std::size_t count, DataType type, ReduceOp op,
@@ -152,6 +158,10 @@ struct Communicator::Impl {
     if (max_tag >= (1 << 30)) return int(((calls & 0xff) << 22) | (signature & 0x3fffff));
     return int((((calls & 0x7) << 11) | (signature & 0x7ff)) % std::uint64_t(max_tag));
   }
+
+  // One collective call over host buffers (what every chunk of a staged call is).
+  void one(const void* send, void* recv, std::size_t count, DataType type, ReduceOp op, Algorithm algo);
+  void record_failure(const std::exception& e);
 
   void run(const void* send, void* recv, std::size_t count, DataType type, ReduceOp op, Algorithm algo,
            std::uint64_t signature, Watchdog& dog);
@@ -232,6 +242,12 @@ Communicator::Communicator(MPI_Comm user, Options options) : impl_(std::make_uni
     m.shm = std::make_unique<ShmGroup>(local, m.local_ranks, m.peers, m.options, oversubscribed);
     m.transport->set_extra_check([shm = m.shm.get()] { shm->check_failures(); });
   }
+  // Whether calls are chunked must be the same on every rank, so it depends on whether any
+  // rank can see device memory, not on this rank's buffers.
+  m.cuda_here = m.options.cuda && cuda_present();
+  int cuda_any = m.cuda_here ? 1 : 0;
+  mpi_check(MPI_Allreduce(MPI_IN_PLACE, &cuda_any, 1, MPI_INT, MPI_MAX, dup), "MPI_Allreduce (CUDA present)");
+  m.cuda_anywhere = cuda_any != 0;
 }
 
 Communicator::~Communicator() {
@@ -269,6 +285,11 @@ AllreduceHandle Communicator::allreduce_async(const void* send, void* recv, std:
   if (int(type) < 0 || int(type) >= kDataTypeCount) throw InvalidArgument("allreduce_async: unknown data type");
   if (int(op) < 0 || int(op) >= kReduceOpCount) throw InvalidArgument("allreduce_async: unknown op");
   if (count > 0 && recv == nullptr) throw InvalidArgument("allreduce_async: recv is null");
+  if (m.cuda_here && count > 0)  // the progress thread has no current context of its own
+    for (const void* p : {send, static_cast<const void*>(recv)})
+      if (p && cuda::is_device_pointer(p) && !cuda::Driver::process()->context_of(p))
+        throw InvalidArgument("allreduce_async: the CUDA driver names no context for a device buffer (VMM memory?), "
+                              "so the progress thread cannot copy it; use allreduce with its context current");
   if (!m.engine) {
     int level = MPI_THREAD_SINGLE;
     MPI_Query_thread(&level);
@@ -282,7 +303,7 @@ AllreduceHandle Communicator::allreduce_async(const void* send, void* recv, std:
     Impl* impl = &m;
     m.engine = std::make_unique<AsyncEngine>(
         [impl](const void* s, void* r, std::size_t n, DataType t, ReduceOp o) { impl->allreduce(s, r, n, t, o, {}); },
-        m.options.fusion_bytes, m.options.cycle);
+        m.options.fusion_bytes, m.options.cycle, m.cuda_here);
   }
   return AllreduceHandle(m.engine->submit(send, recv, count, type, op));
 }
@@ -302,8 +323,33 @@ void Communicator::Impl::allreduce(const void* send, void* recv, std::size_t cou
   if (int(op) < 0 || int(op) >= kReduceOpCount) throw InvalidArgument("allreduce: unknown op");
   if (count > 0 && recv == nullptr) throw InvalidArgument("allreduce: recv is null");
   if (send == nullptr) send = recv;
+  const std::size_t esz = size_of(type);
+  const Algorithm algo = m.resolve(count * esz, call);  // of the whole call, also when chunked
+  const std::size_t chunk = std::max<std::size_t>(1, m.options.cuda_chunk_bytes / esz);
+  const bool send_device = m.cuda_here && count > 0 && cuda::is_device_pointer(send);
+  const bool recv_device =
+      m.cuda_here && count > 0 && (send == recv ? send_device : cuda::is_device_pointer(recv));
+  if (!send_device && !recv_device) {
+    if (!m.cuda_anywhere || count <= chunk) return m.one(send, recv, count, type, op, algo);
+    for (std::size_t off = 0; off < count; off += chunk)  // as the ranks with device buffers do
+      m.one(static_cast<const char*>(send) + off * esz, static_cast<char*>(recv) + off * esz,
+            std::min(chunk, count - off), type, op, algo);
+    return;
+  }
+  try {
+    if (!m.stager) m.stager = std::make_unique<CudaStager>();
+    m.stager->run(send, recv, count, esz, chunk, send_device, recv_device,
+                  [&](const void* s, void* r, std::size_t n) { m.one(s, r, n, type, op, algo); });
+  } catch (const std::exception& e) {
+    if (m.broken.empty()) m.record_failure(e);  // a CUDA error here: the other ranks must not wait
+    throw;
+  }
+}
+
+void Communicator::Impl::one(const void* send, void* recv, std::size_t count, DataType type, ReduceOp op,
+                             Algorithm algo) {
+  Impl& m = *this;
   const std::size_t bytes = count * size_of(type);
-  const Algorithm algo = m.resolve(bytes, call);
   ++m.calls;
   if (count == 0) return;
   if (m.size == 1) {
@@ -323,11 +369,16 @@ void Communicator::Impl::allreduce(const void* send, void* recv, std::size_t cou
     m.transport->broadcast_failure(e.peer(), kind);
     throw;
   } catch (const std::exception& e) {
-    m.broken = e.what();
-    if (m.shm) m.shm->mark_failed(m.rank, 1);
-    m.transport->broadcast_failure(m.rank, 1);
+    m.record_failure(e);
     throw;
   }
+}
+
+// This rank failed (not a peer): the communicator is broken, and the others are told so.
+void Communicator::Impl::record_failure(const std::exception& e) {
+  broken = e.what();
+  if (shm) shm->mark_failed(rank, 1);
+  transport->broadcast_failure(rank, 1);
 }
 
 void Communicator::Impl::run(const void* send, void* recv, std::size_t count, DataType type, ReduceOp op,

@@ -56,7 +56,8 @@ int sluice_coll_comm_destroy(sluice_coll_comm_t comm);
 int sluice_coll_comm_rank(sluice_coll_comm_t comm);
 int sluice_coll_comm_size(sluice_coll_comm_t comm);
 
-/* recv = op over ranks of send; send == recv or send == NULL: in place. */
+/* recv = op over ranks of send; send == recv or send == NULL: in place. Either buffer may be
+   CUDA device memory (staged through pinned host memory; collectives/README.md). */
 int sluice_coll_allreduce(sluice_coll_comm_t comm, const void* send, void* recv, size_t count,
                           sluice_coll_dtype_t dtype, sluice_coll_op_t op, sluice_coll_algo_t algo);
 

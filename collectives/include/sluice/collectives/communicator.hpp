@@ -53,6 +53,12 @@ struct Options {
   // is ready at least once per cycle (SLUICE_COLL_CYCLE_US).
   std::size_t fusion_bytes = std::size_t{64} << 20;
   std::chrono::microseconds cycle{1000};
+  // CUDA device buffers (detected with the CUDA driver, loaded at run time when present) are
+  // staged through pinned host memory in chunks of this many bytes, SLUICE_COLL_CUDA_CHUNK_BYTES;
+  // when any rank has the driver, host buffers above one chunk are reduced in the same chunks
+  // (collectives/README.md). SLUICE_COLL_CUDA=0: no detection, no chunking (host pointers only).
+  bool cuda = true;
+  std::size_t cuda_chunk_bytes = std::size_t{4} << 20;
 
   static Options from_environment();
 };
@@ -109,6 +115,7 @@ class Communicator {
   const Options& options() const noexcept;
 
   // recv[i] = op over ranks of send[i]. send == recv (or send == nullptr) means in place.
+  // Either buffer may be CUDA device memory (staged through pinned host memory), on any rank.
   // Collective: every rank calls with the same count, type and op. Throws PeerError
   // subclasses (naming the peer) on failure; after one, the communicator is broken.
   void allreduce(const void* send, void* recv, std::size_t count, DataType type, ReduceOp op,
