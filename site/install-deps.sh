@@ -19,6 +19,8 @@ PACKAGES=(
   util-linux iproute2 procps
   # tests/bench/stage.sh compares sluice-stage with rsync -a
   rsync
+  # monitor.report_html_chromium renders sluice-report's HTML page headless
+  chromium
 )
 
 missing=()

@@ -1,0 +1,125 @@
+// `sluice-report job`: one job's telemetry file (job_file.hpp) as a one-page report, like
+// Princeton's jobstats: header, utilization, step-time statistics, stragglers, and notes from
+// rules (docs/telemetry.md, "sluice-report job"). MPI-free; links sluice_monitor_files.
+//
+// build_job_report() derives everything from a JobTelemetry (no I/O, no clock); the render_*
+// functions turn the result into text, JSON or a self-contained HTML page. Nothing is invented:
+// what the job file does not hold (user, account, partition, Slurm state, memory request) is
+// std::nullopt, printed as "unknown" (JSON null), and the rules that would need it are skipped.
+#pragma once
+
+#include <sluice/monitor/job_file.hpp>
+
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace sluice::monitor::report {
+
+// --- rule thresholds (docs/telemetry.md, "sluice-report job") ---------------------------------
+inline constexpr double kIdleGpuUtilPercent = 5.0;          // a GPU whose mean utilization is below: idle
+inline constexpr double kInputBoundFraction = 0.20;         // data wait >= this share of step time: input-bound
+inline constexpr double kModeratelyInputBoundFraction = 0.05;  // >= this (and < the above): moderately
+inline constexpr double kMemoryUsedFractionLow = 0.50;      // peak memory <= this share of the request: over-requested
+
+// Mean and maximum of a series ("—" when no sample had the value).
+struct MeanMax {
+  double mean = 0, max = 0;
+};
+
+// One GPU (host, NVML index). Ranks on one host that see the same GPU count it once.
+struct GpuReport {
+  std::string host;
+  int index = 0;
+  std::vector<std::uint32_t> ranks;   // ranks whose sampler reported it
+  std::optional<MeanMax> util_percent;
+  std::optional<MeanMax> mem_used_bytes;
+  std::optional<double> mem_total_bytes;  // largest reported
+};
+
+struct RankReport {
+  std::uint32_t rank = 0;
+  std::string host;
+  std::uint64_t steps = 0;
+  double step_p50_ms = 0, step_p95_ms = 0, step_max_ms = 0;
+  double data_wait_fraction = 0, allreduce_fraction = 0;
+  double own_ms_per_step = 0;  // step - allreduce, mean (the straggler measure)
+  double busbw_gbps = 0;
+  std::optional<MeanMax> cpu_cores;  // CPU time per wall second (1.0 = one core busy)
+  std::optional<MeanMax> rss_bytes;  // VmRSS; max is the peak (VmHWM) when larger
+  std::size_t samples = 0;
+  std::uint64_t samples_dropped = 0;
+};
+
+// A finding of a rule. `rule`: a stable id (idle_gpus, input_bound, moderately_input_bound,
+// stragglers, memory_over_requested); `severity`: "warning" or "info".
+struct Note {
+  std::string rule, severity, text;
+};
+
+// A rule that did not run because the job file lacks its inputs.
+struct SkippedRule {
+  std::string rule, reason;
+};
+
+// What the caller knows besides the job file (nothing, today: the file holds no request).
+struct ReportInputs {
+  std::optional<std::uint64_t> mem_requested_bytes;  // the whole job's memory request
+};
+
+struct JobReport {
+  std::string job_id;
+  std::string file;  // the job file read, for the header
+  // Not in the job file (schema sluice.monitor.job/1): always unknown for now.
+  std::optional<std::string> user, account, partition, slurm_state;
+  bool complete = false;
+  std::int64_t written_at_unix_ms = 0;
+  std::int64_t data_until_unix_ms = 0;  // newest sample, else written_at
+  std::optional<std::int64_t> start_unix_ms;  // oldest sample
+  double elapsed_s = 0;                 // the recorders' lifetime (longest rank)
+  std::vector<std::string> hosts;       // sorted, distinct
+  std::uint32_t ranks = 0;
+  std::optional<std::uint64_t> mem_requested_bytes;
+
+  // Utilization over all ranks and GPUs.
+  std::optional<MeanMax> cpu_cores_per_rank;   // mean of the ranks' means; max of their maxima
+  std::optional<MeanMax> rss_bytes_per_rank;
+  std::optional<double> rss_peak_total_bytes;  // sum of the ranks' peaks (an upper bound of the job's peak)
+  std::optional<MeanMax> gpu_util_percent;     // mean over GPUs of their means; max over all samples
+  std::optional<MeanMax> gpu_mem_used_bytes;
+  std::vector<GpuReport> gpus;
+
+  Summary totals;  // every rank merged: step p50/p95/max, shares, busbw
+  std::vector<RankReport> rank_reports;
+  std::vector<Straggler> stragglers;
+  double straggler_threshold = 0;
+
+  std::vector<Note> notes;
+  std::vector<SkippedRule> skipped_rules;
+};
+
+// --- the rules: each appends at most one note, or records why it was skipped ---------------
+// Idle GPUs: a GPU whose mean utilization is below kIdleGpuUtilPercent. Needs GPU utilization.
+void rule_idle_gpus(JobReport& r);
+// Input-bound: data wait >= kInputBoundFraction of step time; moderately input-bound from
+// kModeratelyInputBoundFraction. Needs steps.
+void rule_input_bound(JobReport& r);
+// Stragglers: the job file's straggler list (own time per step >= threshold x the median).
+// Needs at least two ranks with steps.
+void rule_stragglers(JobReport& r);
+// Memory over-requested: the sum of the ranks' peak RSS <= kMemoryUsedFractionLow of the
+// request. Needs the request (not in the job file) and memory samples.
+void rule_memory_over_requested(JobReport& r);
+
+JobReport build_job_report(const JobTelemetry& job, const std::string& file = {}, const ReportInputs& in = {});
+
+std::string render_text(const JobReport& r);
+std::string render_json(const JobReport& r, int indent = 2);
+std::string render_html(const JobReport& r);
+
+// DIR/job-<id>.h5 (job_file_name()).
+std::filesystem::path job_file_path(const std::filesystem::path& dir, const std::string& job_id);
+
+}  // namespace sluice::monitor::report
