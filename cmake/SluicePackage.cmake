@@ -2,6 +2,13 @@
 include(CMakePackageConfigHelpers)
 set(SLUICE_CMAKE_DIR ${CMAKE_INSTALL_LIBDIR}/cmake/sluice)
 
+# sluice_reader links the shared sluice_monitor privately (telemetry into the default recorder);
+# CMake records a private shared dependency of an exported library for the linker
+# (IMPORTED_LINK_DEPENDENT_LIBRARIES), so sluice_monitor joins the export set here (monitor/
+# installs the library itself; its headers are not installed yet, see monitor/README.md).
+if(TARGET sluice_monitor)
+  install(TARGETS sluice_monitor EXPORT sluiceTargets LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
+endif()
 install(EXPORT sluiceTargets NAMESPACE sluice:: DESTINATION ${SLUICE_CMAKE_DIR})
 configure_package_config_file(cmake/sluiceConfig.cmake.in ${PROJECT_BINARY_DIR}/sluiceConfig.cmake
                               INSTALL_DESTINATION ${SLUICE_CMAKE_DIR})

@@ -1,6 +1,8 @@
 #include "async_engine.hpp"
 #include "cuda_staging.hpp"
 
+#include <sluice/monitor/recorder.hpp>
+
 #include <cstring>
 
 namespace sluice::coll {
@@ -28,8 +30,14 @@ void AllreduceHandle::wait() const {
   if (state_->error) std::rethrow_exception(state_->error);
 }
 
-AsyncEngine::AsyncEngine(Run run, std::size_t fusion_bytes, std::chrono::microseconds cycle, bool cuda)
-    : run_(std::move(run)), fusion_bytes_(fusion_bytes), cycle_(cycle), cuda_(cuda), thread_([this] { loop(); }) {}
+AsyncEngine::AsyncEngine(Run run, std::size_t fusion_bytes, std::chrono::microseconds cycle, bool cuda,
+                         std::uint32_t ranks)
+    : run_(std::move(run)),
+      fusion_bytes_(fusion_bytes),
+      cycle_(cycle),
+      cuda_(cuda),
+      ranks_(ranks),
+      thread_([this] { loop(); }) {}
 
 AsyncEngine::~AsyncEngine() {
   {
@@ -120,6 +128,7 @@ void AsyncEngine::process(std::vector<Item>& items) {
       if (cuda_) copy_any(dst, src, n);
       else std::memcpy(dst, src, n);
     };
+    const std::uint64_t t0 = monitor::now_ns();
     if (j - i == 1) {
       run_(items[i].send, items[i].recv, items[i].count, type, op);
     } else {
@@ -136,6 +145,9 @@ void AsyncEngine::process(std::vector<Item>& items) {
         off += items[k].count * esz;
       }
     }
+    // Telemetry: the bucket is one allreduce of its total bytes (fusion copies included), recorded
+    // before the handles complete so that a snapshot after wait() sees it.
+    monitor::record_allreduce(bytes, monitor::now_ns() - t0, ranks_);
     for (std::size_t k = i; k < j; ++k) {
       items[k].state->finish(nullptr);
       items[k].state.reset();

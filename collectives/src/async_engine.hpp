@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <cstdint>
 #include <deque>
 #include <exception>
 #include <functional>
@@ -32,8 +33,10 @@ class AsyncEngine {
   // `run` is the communicator's synchronous allreduce (called from the engine thread only).
   using Run = std::function<void(const void*, void*, std::size_t, DataType, ReduceOp)>;
   // `cuda`: tensors may be device memory (the fusion buffer is filled and emptied with the
-  // CUDA driver's copies where they are).
-  AsyncEngine(Run run, std::size_t fusion_bytes, std::chrono::microseconds cycle, bool cuda);
+  // CUDA driver's copies where they are). `ranks`: the communicator's size, for telemetry:
+  // each bucket (a fused one, or a single tensor) that completes is one record_allreduce of
+  // its total bytes into the default recorder; the agreement rounds are not recorded.
+  AsyncEngine(Run run, std::size_t fusion_bytes, std::chrono::microseconds cycle, bool cuda, std::uint32_t ranks);
   // Collective: waits until every rank's engine stops (their communicators are destroyed),
   // then joins. Handles still queued fail with BrokenCommunicator.
   ~AsyncEngine();
@@ -59,6 +62,7 @@ class AsyncEngine {
   std::size_t fusion_bytes_;
   std::chrono::microseconds cycle_;
   bool cuda_;
+  std::uint32_t ranks_;
   std::mutex m_;
   std::condition_variable cv_;
   std::deque<Item> queue_;

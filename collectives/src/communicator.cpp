@@ -16,6 +16,7 @@
 #endif
 
 #include <sluice/common/placement_record.hpp>
+#include <sluice/monitor/recorder.hpp>
 
 #include <unistd.h>
 
@@ -273,10 +274,15 @@ void Communicator::allreduce(const void* send, void* recv, std::size_t count, Da
   if (impl_->engine) {  // one thread drives the communicator: queue it behind the others
     if (call.algorithm != Algorithm::automatic)
       throw InvalidArgument("allreduce: a forced algorithm cannot be combined with allreduce_async");
-    allreduce_async(send, recv, count, type, op).wait();
+    allreduce_async(send, recv, count, type, op).wait();  // recorded by the engine
     return;
   }
+  // Telemetry: one record_allreduce per completed call (a failed one is not recorded), into the
+  // default recorder; the async engine records its buckets itself (async_engine.cpp).
+  const std::uint64_t t0 = monitor::now_ns();
   impl_->allreduce(send, recv, count, type, op, call);
+  monitor::record_allreduce(std::uint64_t(count) * size_of(type), monitor::now_ns() - t0,
+                            std::uint32_t(impl_->size));
 }
 
 AllreduceHandle Communicator::allreduce_async(const void* send, void* recv, std::size_t count, DataType type,
@@ -303,7 +309,7 @@ AllreduceHandle Communicator::allreduce_async(const void* send, void* recv, std:
     Impl* impl = &m;
     m.engine = std::make_unique<AsyncEngine>(
         [impl](const void* s, void* r, std::size_t n, DataType t, ReduceOp o) { impl->allreduce(s, r, n, t, o, {}); },
-        m.options.fusion_bytes, m.options.cycle, m.cuda_here);
+        m.options.fusion_bytes, m.options.cycle, m.cuda_here, std::uint32_t(m.size));
   }
   return AllreduceHandle(m.engine->submit(send, recv, count, type, op));
 }

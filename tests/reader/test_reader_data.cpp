@@ -4,6 +4,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include <sluice/reader.hpp>
+#include <sluice/monitor/recorder.hpp>
 
 #include "scratch_dir.hpp"
 #include <sluice/staging/job_status.hpp>
@@ -300,6 +301,55 @@ BOOST_AUTO_TEST_CASE(counters) {
   BOOST_TEST(c.bytes_read % (8u * 26u) == 0u);
   BOOST_TEST(c.read_seconds > 0.0);
   BOOST_TEST(c.stall_seconds >= c.last_stall_seconds);
+}
+
+// Telemetry without user code: the I/O thread's reads land in the default recorder as I/O
+// (bytes and time), the caller's waits in next() as stalls. Reads are recorded together with the
+// reader's own counters, so counters() taken before and after a snapshot bound its I/O figures.
+BOOST_AUTO_TEST_CASE(telemetry_into_the_default_recorder) {
+  const auto f = make_file("telemetry.h5", 40, 0, 0);
+  auto& rec = sluice::monitor::default_recorder();
+  rec.set_enabled(true);
+  const auto s0 = rec.snapshot();
+  auto o = opts({f}, 8);
+  o.shuffle = false;
+  Reader r(o);
+  BOOST_REQUIRE_EQUAL(r.steps_per_epoch(), 5u);
+  std::uint64_t epoch_bytes = 0;
+  for (std::uint64_t k = 0; k < r.steps_per_epoch(); ++k) {  // one epoch
+    auto b = r.next();
+    check_batch(b);
+    for (std::size_t d = 0; d < 3; ++d) epoch_bytes += b.data(d).size();
+  }
+  BOOST_TEST(epoch_bytes == 40u * 26u);  // 16 + 4 + 6 bytes per sample
+  const auto c1 = r.counters();
+  const auto s1 = rec.snapshot();
+  const auto c2 = r.counters();
+  const std::uint64_t io_bytes = s1.io_bytes - s0.io_bytes, io_ops = s1.io_ops - s0.io_ops;
+  BOOST_TEST(io_bytes >= epoch_bytes);  // every sample of the epoch was read, and recorded
+  BOOST_TEST(io_bytes >= c1.bytes_read);
+  BOOST_TEST(io_bytes <= c2.bytes_read);
+  BOOST_TEST(io_bytes % (8u * 26u) == 0u);  // whole batches
+  BOOST_TEST(io_ops >= r.steps_per_epoch());  // one read per batch
+  BOOST_TEST(io_ops == io_bytes / (8u * 26u));
+  BOOST_TEST(s1.io_ns > s0.io_ns);
+  // Stalls: at most one per next(), and no more time than the reader itself counted waiting.
+  const std::uint64_t stalls = s1.stalls - s0.stalls;
+  BOOST_TEST(stalls <= c1.batches);
+  BOOST_TEST(double(s1.stall_ns - s0.stall_ns) <= c1.stall_seconds * 1e9 + 1e3);
+
+  // Disabled: the reader records nothing.
+  rec.set_enabled(false);
+  const auto s2 = rec.snapshot();
+  {
+    auto o2 = opts({f}, 8);
+    Reader r2(o2);
+    for (int k = 0; k < 5; ++k) (void)r2.next();
+  }
+  const auto s3 = rec.snapshot();
+  rec.set_enabled(true);
+  BOOST_TEST(s3.io_ops == s2.io_ops);
+  BOOST_TEST(s3.stalls == s2.stalls);
 }
 
 BOOST_AUTO_TEST_CASE(holding_every_buffer_throws_instead_of_hanging) {

@@ -1,10 +1,15 @@
 // The reader: a bounded queue of ready batches filled by one I/O thread into reusable
-// buffers, lent to the caller as Batch objects (no copy); exact resume; counters.
+// buffers, lent to the caller as Batch objects (no copy); exact resume; counters. Every read
+// and every wait in next() is also reported to the process-wide telemetry recorder
+// (docs/telemetry.md, "Recorded automatically").
 #include "internal.hpp"
 
+#include <sluice/monitor/recorder.hpp>
+
 #include <algorithm>
-#include <cstring>
+#include <chrono>
 #include <condition_variable>
+#include <cstring>
 #include <deque>
 #include <exception>
 #include <sstream>
@@ -89,7 +94,8 @@ struct Reader::Impl {
     for (auto& d : s.data) out.push_back(d.data());
     const auto t0 = Clock::now();
     const std::uint64_t bytes = src->read(unique, out);
-    const double t = seconds(Clock::now() - t0);
+    const auto dt = Clock::now() - t0;
+    const double t = seconds(dt);
     if (unique.size() != s.ids.size()) {  // repeats (batch larger than what is left): expand in place
       for (std::size_t k = s.ids.size(); k-- > 0;)
         for (std::size_t d = 0; d < s.data.size(); ++d)
@@ -101,6 +107,8 @@ struct Reader::Impl {
     std::lock_guard lk(mu);
     counters.bytes_read += bytes;
     counters.read_seconds += t;
+    // Under mu with the counters, so that counters() read before and after a snapshot bound it.
+    monitor::record_io(bytes, static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(dt).count()));
   }
 
   // The batch advise_ahead steps beyond the queue's end (epoch, step) + depth + advise_ahead,
@@ -305,6 +313,7 @@ Batch Reader::next() {
   if (m.ready.empty() && !m.error && m.lent == m.slots.size())
     throw Error("sluice reader: all " + std::to_string(m.slots.size()) +
                 " batch buffers are lent to the caller; destroy a Batch before asking for the next");
+  const bool waited = m.ready.empty();  // no batch ready: the caller stalls on the I/O thread
   m.cv.wait(lk, [&] { return !m.ready.empty() || m.error; });
   if (m.ready.empty()) std::rethrow_exception(m.error);
   Batch b;
@@ -318,7 +327,11 @@ Batch Reader::next() {
     m.cons_step = 0;
     ++m.cons_epoch;
   }
-  const double stall = seconds(Clock::now() - t0);
+  const auto waited_for = Clock::now() - t0;
+  const double stall = seconds(waited_for);
+  // Telemetry: only a real wait is a stall (record_stall counts every call as one event).
+  if (waited)
+    monitor::record_stall(static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(waited_for).count()));
   m.counters.stall_seconds += stall;
   m.counters.last_stall_seconds = stall;
   ++m.counters.batches;
