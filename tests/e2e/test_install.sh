@@ -8,6 +8,20 @@ prefix=$out/prefix
 rm -rf "$prefix" "$out/examples" "$out/pkgconfig-c"
 cmake --install "$build" --prefix "$prefix" >/dev/null
 
+# Every installed program and library finds the sluice libraries it needs without
+# LD_LIBRARY_PATH (their RUNPATH), wherever the prefix is.
+unresolved=0
+while IFS= read -r -d '' f; do
+  head -c 4 "$f" | grep -q 'ELF' || continue
+  missing=$(env -u LD_LIBRARY_PATH ldd "$f" 2>/dev/null | grep 'not found' || true)
+  if [[ -n $missing ]]; then
+    echo "FAIL: ${f#"$prefix"/}: $missing"
+    unresolved=1
+  fi
+done < <(find "$prefix" -type f \( -perm -u+x -o -name '*.so*' \) -print0)
+(( unresolved == 0 ))
+echo "PASS: every installed program and library resolves its sluice libraries"
+
 cmake -S "$src/examples" -B "$out/examples" -DCMAKE_PREFIX_PATH="$prefix" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$out/examples" -j2 >/dev/null
 test -x "$out/examples/sluice-whereami"
