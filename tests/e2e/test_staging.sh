@@ -16,6 +16,9 @@ passed=0 failed=0
 ok() { echo "PASS: $1"; passed=$((passed + 1)); }
 bad() { echo "FAIL: $1"; failed=$((failed + 1)); }
 check() { local what=$1; shift; if "$@"; then ok "$what"; else bad "$what"; fi; }
+# No job id in the queue now that was not in BEFORE (sorted ids). Jobs may leave the queue
+# meanwhile, so counting them is not enough.
+no_new_job() { [[ -z $(comm -13 <(printf '%s\n' "$1") <(squeue -h -o %i | sort)) ]]; }
 as_user() { runuser -u "$user" -- "$@"; }
 bb_of() { echo "$state/$1/tmp/sluice-bb"; }  # node N's bb_root, seen from outside
 status_file() { echo "$(bb_of "$1")/.status/job_$2.json"; }
@@ -144,7 +147,7 @@ check "the script did not run" bash -c "! grep -q SHOULD-NOT-RUN secret.out"
 check "no copy of the file exists on the node" bash -c "! find '$(bb_of node1)' '$(bb_of node2)' -name secret 2>/dev/null | grep -q ."
 
 # 8. Bad values are refused at submission, naming the option; nothing is queued.
-before=$(squeue -h | wc -l)
+before=$(squeue -h -o %i | sort)
 for bad_arg in "--stage-in=relative/path" "--stage-in=$data/ds:../escape" "--stage-in=$data/ds:/abs" \
                "--stage-out=/abs:/x" "--stage-out=out" "--stage-mode=later" "--stage-in=@/nonexistent/list"; do
   out=$(as_user sbatch "$bad_arg" --wrap true 2>&1)
@@ -153,7 +156,7 @@ for bad_arg in "--stage-in=relative/path" "--stage-in=$data/ds:../escape" "--sta
 done
 out=$(as_user srun --stage-in="$data/ds:a/../../b" true 2>&1)
 check "srun refuses a bad --stage-in too" grep -q "sluice: --stage-in: stage spec" <<<"$out"
-check "no job was queued" test "$(squeue -h | wc -l)" -eq "$before"
+check "no job was queued" no_new_job "$before"
 
 # 0, checked: Slurm ended the job at its time limit, and the epilog staged out.
 for _ in $(seq 1 600); do
