@@ -1,6 +1,7 @@
 #include <sluice/staging/job_status.hpp>
 
 #include <sluice/common/error.hpp>
+#include <sluice/common/root_files.hpp>
 #include <sluice/common/unique_handle.hpp>
 
 #include <fcntl.h>
@@ -11,7 +12,6 @@
 
 #include <cerrno>
 #include <ctime>
-#include <random>
 
 namespace sluice::staging {
 
@@ -115,42 +115,13 @@ std::optional<JobStageStatus> load_job_status(const std::string& path) {
 }
 
 void save_job_status(const std::string& bb_root, const JobStageStatus& status) {
-  const std::string dir = bb_root + "/" + kStatusDirName;
-  if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST)
-    throw SystemError("cannot create the staging status directory " + quote_input(dir), errno);
-  UniqueFd dfd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-  if (!dfd) throw SystemError("cannot open the staging status directory " + quote_input(dir), errno);
-  struct stat st {};
-  if (::fstat(dfd.get(), &st) != 0) throw SystemError("cannot stat " + quote_input(dir), errno);
   // Root writes here: the directory must be its own, or a user could swap the files.
-  if (st.st_uid != ::geteuid() || (st.st_mode & 022) != 0)
-    throw Error(quote_input(dir) + " must belong to uid " + std::to_string(::geteuid()) +
-                " and not be group/other writable");
-
-  const std::string name = "job_" + std::to_string(status.job_id) + ".json";
-  std::random_device rd;
-  const std::string tmp = "." + name + ".tmp" + std::to_string(rd());
-  UniqueFd fd(::openat(dfd.get(), tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0400));
-  if (!fd) throw SystemError("cannot create " + quote_input(dir + "/" + tmp), errno);
-  auto fail = [&](const std::string& what, int err) {
-    ::unlinkat(dfd.get(), tmp.c_str(), 0);
-    throw SystemError(what + " " + quote_input(dir + "/" + name), err);
-  };
+  const std::string dir = bb_root + "/" + kStatusDirName;
+  UniqueFd dfd = open_owned_dir(dir, "the staging status directory");
   JobStageStatus copy = status;
   copy.updated_unix = static_cast<std::int64_t>(std::time(nullptr));
-  const std::string text = copy.to_json();
-  std::size_t off = 0;
-  while (off < text.size()) {
-    const ssize_t n = ::write(fd.get(), text.data() + off, text.size() - off);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      fail("cannot write", errno);
-    }
-    off += static_cast<std::size_t>(n);
-  }
-  if (::geteuid() == 0 && ::fchown(fd.get(), status.uid, 0) != 0) fail("cannot chown", errno);
-  if (::fsync(fd.get()) != 0) fail("cannot fsync", errno);
-  if (::renameat(dfd.get(), tmp.c_str(), dfd.get(), name.c_str()) != 0) fail("cannot rename into", errno);
+  replace_file_at(dfd.get(), dir, "job_" + std::to_string(status.job_id) + ".json", copy.to_json(), 0400,
+                  static_cast<uid_t>(status.uid));
 }
 
 }  // namespace sluice::staging
