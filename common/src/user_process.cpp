@@ -12,7 +12,9 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
+#include <string_view>
 
 namespace sluice {
 
@@ -152,9 +154,19 @@ Pipe make_pipe() {
 
 }  // namespace
 
-UserProcess spawn_as_user(const UserCredentials& creds, const UserProcessOptions& options) {
+namespace {
+
+struct Spawned {
+  pid_t pid;
+  UniqueFd out, err;
+};
+
+// CREDS: the identity the child drops to; nullptr: the caller's own.
+Spawned spawn(const UserCredentials* creds_or_null, const UserProcessOptions& options) {
   if (options.argv.empty() || options.argv[0].empty() || options.argv[0][0] != '/')
-    throw InvalidArgument("spawn_as_user needs an absolute program path");
+    throw InvalidArgument("spawning a program needs an absolute program path");
+  const bool drop = creds_or_null != nullptr;
+  const UserCredentials creds = drop ? *creds_or_null : UserCredentials{};
   // Everything the child uses is built before fork: no allocation after it.
   std::vector<char*> argv, envp;
   for (const std::string& a : options.argv) argv.push_back(const_cast<char*>(a.c_str()));
@@ -181,10 +193,10 @@ UserProcess spawn_as_user(const UserCredentials& creds, const UserProcessOptions
     sigemptyset(&none);
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
     if (options.new_session && ::setsid() < 0) child_fail("setsid", 126);
-    if (::setgroups(groups.size(), groups.data()) != 0) child_fail("setgroups", 126);
-    if (::setresgid(creds.gid, creds.gid, creds.gid) != 0) child_fail("setresgid", 126);
-    if (::setresuid(creds.uid, creds.uid, creds.uid) != 0) child_fail("setresuid", 126);
-    if (creds.uid != 0 && (::setuid(0) == 0 || ::seteuid(0) == 0)) {
+    if (drop && ::setgroups(groups.size(), groups.data()) != 0) child_fail("setgroups", 126);
+    if (drop && ::setresgid(creds.gid, creds.gid, creds.gid) != 0) child_fail("setresgid", 126);
+    if (drop && ::setresuid(creds.uid, creds.uid, creds.uid) != 0) child_fail("setresuid", 126);
+    if (drop && creds.uid != 0 && (::setuid(0) == 0 || ::seteuid(0) == 0)) {
       errno = EPERM;
       child_fail("root privileges could be regained after dropping them", 126);
     }
@@ -192,11 +204,35 @@ UserProcess spawn_as_user(const UserCredentials& creds, const UserProcessOptions
     ::execve(argv[0], argv.data(), envp.data());
     child_fail(argv[0], 127);
   }
-  UserProcess p;
-  p.pid_ = pid;
-  p.out_ = std::move(out.read);
-  p.err_ = std::move(err.read);
-  return p;
+  return Spawned{pid, std::move(out.read), std::move(err.read)};
+}
+
+}  // namespace
+
+UserProcess spawn_as_user(const UserCredentials& creds, const UserProcessOptions& options) {
+  Spawned s = spawn(&creds, options);
+  return UserProcess(s.pid, std::move(s.out), std::move(s.err));
+}
+
+UserProcess spawn_process(const UserProcessOptions& options) {
+  Spawned s = spawn(nullptr, options);
+  return UserProcess(s.pid, std::move(s.out), std::move(s.err));
+}
+
+std::optional<std::string> find_program(const std::string& name) {
+  if (name.empty() || name.find('/') != std::string::npos) return std::nullopt;
+  const char* path = std::getenv("PATH");
+  std::string_view rest(path && *path ? path : "/usr/local/bin:/usr/bin:/bin");
+  while (true) {
+    const std::size_t colon = rest.find(':');
+    const std::string_view dir = rest.substr(0, colon);
+    if (!dir.empty() && dir.front() == '/') {
+      std::string candidate = std::string(dir) + "/" + name;
+      if (::access(candidate.c_str(), X_OK) == 0) return candidate;
+    }
+    if (colon == std::string_view::npos) return std::nullopt;
+    rest.remove_prefix(colon + 1);
+  }
 }
 
 std::string describe_wait_status(int status) {

@@ -97,3 +97,25 @@ BOOST_AUTO_TEST_CASE(exec_failure_and_deadline_are_reported) {
   BOOST_CHECK_THROW(lookup_user(4000000000u, 0), Error);
   BOOST_TEST(describe_wait_status(9) == "killed by signal 9 (SIGKILL)");
 }
+
+BOOST_AUTO_TEST_CASE(spawn_process_keeps_the_callers_identity) {
+  UserProcess p = spawn_process({{"/usr/bin/id", "-u"}, {"PATH=/usr/bin:/bin"}, "/", false});
+  std::vector<std::string> lines;
+  const int st = p.wait([&](const std::string& l) { lines.push_back(l); });
+  BOOST_TEST(WIFEXITED(st));
+  BOOST_TEST(WEXITSTATUS(st) == 0);
+  BOOST_REQUIRE(lines.size() == 1u);
+  BOOST_TEST(lines[0] == std::to_string(::geteuid()));
+  BOOST_CHECK_THROW(spawn_process({{"id"}, {}, "/", false}), InvalidArgument);  // absolute paths only
+}
+
+BOOST_AUTO_TEST_CASE(find_program_searches_path) {
+  const char* old = std::getenv("PATH");
+  const std::string saved = old ? old : "";
+  ::setenv("PATH", "relative/dir:/nonexistent:/usr/bin", 1);
+  BOOST_TEST(find_program("id").value_or("") == "/usr/bin/id");
+  BOOST_TEST(!find_program("sluice-no-such-program"));
+  BOOST_TEST(!find_program("bin/id"));  // a name, not a path
+  BOOST_TEST(!find_program(""));
+  ::setenv("PATH", saved.c_str(), 1);
+}

@@ -59,6 +59,8 @@ class UserProcess {
 
  private:
   friend UserProcess spawn_as_user(const UserCredentials&, const UserProcessOptions&);
+  friend UserProcess spawn_process(const UserProcessOptions&);
+  UserProcess(pid_t pid, UniqueFd out, UniqueFd err) : pid_(pid), out_(std::move(out)), err_(std::move(err)) {}
   pid_t pid_ = -1;
   UniqueFd out_, err_;
   std::string err_text_;
@@ -69,6 +71,12 @@ class UserProcess {
 // Throws SystemError when the fork or pipes fail; a failed drop or exec makes the child
 // exit 126/127 with the reason on its stderr. Root only (it changes identity).
 UserProcess spawn_as_user(const UserCredentials& creds, const UserProcessOptions& options);
+
+// The same, keeping the caller's identity (a tool running a helper such as sacct).
+UserProcess spawn_process(const UserProcessOptions& options);
+
+// The absolute path of NAME in $PATH (an executable file), std::nullopt when none.
+std::optional<std::string> find_program(const std::string& name);
 
 // "exited 3", "killed by signal 9": for messages.
 std::string describe_wait_status(int status);
