@@ -25,6 +25,9 @@ bool AllreduceHandle::test() const {
 
 void AllreduceHandle::wait() const {
   if (!state_) throw InvalidArgument("AllreduceHandle::wait: empty handle");
+  // The caller's wait is the allreduce time its step could not hide behind compute: its
+  // step's allreduce phase (the bucket itself is recorded on the progress thread).
+  monitor::PhaseScope exposed(monitor::Phase::allreduce);
   std::unique_lock<std::mutex> lock(state_->m);
   state_->cv.wait(lock, [&] { return state_->done; });
   if (state_->error) std::rethrow_exception(state_->error);

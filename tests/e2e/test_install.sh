@@ -27,6 +27,19 @@ cmake --build "$out/examples" -j2 >/dev/null
 test -x "$out/examples/sluice-whereami"
 echo "PASS: examples built with find_package(sluice) against $prefix"
 
+# sluice::collectives and sluice::monitor_mpi from the installed package: 3 ranks average
+# gradients and write the job's telemetry file, which the installed sluice-report reads.
+tel=$out/telemetry
+rm -rf "$tel" && mkdir -p "$tel"
+got=$(env -u LD_LIBRARY_PATH SLUICE_TELEMETRY_DIR="$tel" SLURM_JOB_ID=install-test OMPI_MCA_btl=self,vader,tcp \
+  OMPI_MCA_btl_vader_single_copy_mechanism=none OMPI_MCA_rmaps_base_oversubscribe=1 \
+  mpiexec --allow-run-as-root --oversubscribe --bind-to none -np 3 "$out/examples/sluice-gradient-average" 20)
+echo "  | $got"
+[[ $got == "ok: 20 steps on 3 ranks"* ]]
+"$prefix/bin/sluice-report" job install-test --dir "$tel" --format json >"$tel/report.json"
+python3 -c "import json,sys; d=json.load(open(sys.argv[1])); assert d['ranks'] == 3 and d['steps'] == 60 and d['allreduce_fraction'] > 0, d" "$tel/report.json"
+echo "PASS: the installed collectives and telemetry: 3 ranks averaged, the job file reads back (60 steps)"
+
 # pkg-config: one line, no CMake.
 mkdir -p "$out/pkgconfig-c"
 PKG_CONFIG_PATH=$prefix/lib/pkgconfig
