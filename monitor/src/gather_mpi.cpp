@@ -25,12 +25,6 @@ std::string env(const char* name) {
   return v ? v : "";
 }
 
-std::string host_name() {
-  char buf[256] = {};
-  if (::gethostname(buf, sizeof buf - 1) != 0) return "unknown";
-  return buf;
-}
-
 std::int64_t unix_ms_now() {
   using namespace std::chrono;
   return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
@@ -58,7 +52,7 @@ JobTelemetryWriter::JobTelemetryWriter(MPI_Comm comm, JobTelemetryOptions opts) 
     const std::string dir = opts_.dir.empty() ? env("SLUICE_TELEMETRY_DIR") : opts_.dir;
     if (!dir.empty()) {
       job_id_ = !opts_.job_id.empty() ? opts_.job_id : env("SLURM_JOB_ID");
-      if (job_id_.empty()) job_id_ = "local-" + host_name() + "-" + std::to_string(::getpid());
+      if (job_id_.empty()) job_id_ = "local-" + node_name() + "-" + std::to_string(::getpid());
       path_ = (std::filesystem::path(dir) / job_file_name(job_id_)).string();
       const std::string why = check_dir(dir);
       if (why.empty())
@@ -99,7 +93,7 @@ void JobTelemetryWriter::start_round(Command c) {
   }
   RankInput mine;
   mine.rank = static_cast<std::uint32_t>(rank_);
-  mine.host = host_name();
+  mine.host = node_name();
   mine.snapshot = opts_.recorder->snapshot();
   if (opts_.sampler) {
     mine.samples = opts_.sampler->samples();

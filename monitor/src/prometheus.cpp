@@ -176,12 +176,6 @@ std::string passwd_user() {
   return "uid" + std::to_string(getuid());
 }
 
-std::string host_name() {
-  char buf[256] = {};
-  if (gethostname(buf, sizeof buf - 1) != 0) return "unknown";
-  return buf;
-}
-
 // A job id safe in a file name: [A-Za-z0-9_.-], anything else as '_'.
 std::string file_safe(std::string s) {
   for (char& c : s)
@@ -206,7 +200,7 @@ PrometheusWriter::PrometheusWriter(PrometheusOptions opts) : opts_(std::move(opt
       if (labels_.rank < 0) labels_.rank = 0;
     }
     if (opts_.interval <= std::chrono::milliseconds::zero()) opts_.interval = std::chrono::milliseconds(15000);
-    labels_.host = !opts_.host.empty() ? opts_.host : host_name();
+    labels_.host = !opts_.host.empty() ? opts_.host : node_name();
     std::string dir = !opts_.dir.empty() ? opts_.dir : env("SLUICE_PROMETHEUS_DIR");
     if (dir.empty()) return;
     while (dir.size() > 1 && dir.back() == '/') dir.pop_back();

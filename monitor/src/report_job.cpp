@@ -149,6 +149,28 @@ std::vector<std::string> unknown_fields(const JobReport& r) {
   return u;
 }
 
+std::string gpus_line(const JobReport& r) {
+  const std::string reported = r.gpus.empty() ? "0 reported (no GPU samples)" : std::to_string(r.gpus.size()) + " reported";
+  return r.gpus_allocated ? std::to_string(*r.gpus_allocated) + " allocated, " + reported : reported;
+}
+
+std::string exit_line(const JobReport& r) {
+  std::string s = "code " + (r.exit_code ? std::to_string(*r.exit_code) : std::string(kUnknown));
+  if (r.exit_signal.value_or(0) != 0) s += ", signal " + std::to_string(*r.exit_signal);
+  return s;
+}
+
+bool has_staging(const JobReport& r) {
+  return r.stage_in_bytes || r.stage_out_bytes || !r.stage_errors.empty();
+}
+
+std::string staging_line(const JobReport& r) {
+  std::string s = fmt::format("in {} in {:.1f} s, out {} in {:.1f} s", bytes_str(double(r.stage_in_bytes)), r.stage_in_s,
+                              bytes_str(double(r.stage_out_bytes)), r.stage_out_s);
+  for (const auto& e : r.stage_errors) s += "; failed on " + e;
+  return s;
+}
+
 std::string state_line(const JobReport& r) {
   return r.complete ? "complete (final write at the end of the job)"
                     : "incomplete (checkpoint: job still running or was killed)";
@@ -156,6 +178,22 @@ std::string state_line(const JobReport& r) {
 
 std::string incomplete_line(const JobReport& r) {
   return "incomplete: job still running or was killed; data up to " + utc(r.data_until_unix_ms);
+}
+
+// Accounting fills what the record lacks, and knows why the job ended.
+void apply_sacct(JobReport& r, const SacctJob& a) {
+  auto fill = [](std::optional<std::string>& field, const std::string& v) {
+    if (!field && !v.empty()) field = v;
+  };
+  fill(r.user, a.user);
+  fill(r.account, a.account);
+  fill(r.partition, a.partition);
+  r.slurm_state = a.state;
+  if (!r.mem_requested_bytes && a.mem_bytes) r.mem_requested_bytes = a.mem_bytes;
+  if (!r.gpus_allocated && a.gpus) r.gpus_allocated = a.gpus;
+  if (!r.cpus_allocated && a.cpus) r.cpus_allocated = a.cpus;
+  if (!r.exit_code && a.exit_code) r.exit_code = a.exit_code, r.exit_signal = a.exit_signal;
+  r.header_sources += r.header_sources.empty() ? "sacct" : ", sacct";
 }
 
 }  // namespace
@@ -219,6 +257,18 @@ void rule_stragglers(JobReport& r) {
                                  r.stragglers.size(), r.straggler_threshold, median, list)});
 }
 
+void rule_ended_early(JobReport& r) {
+  if (!r.slurm_state) {
+    r.skipped_rules.push_back({"ended_early", "no job record"});
+    return;
+  }
+  if (*r.slurm_state != kEndedEarly) return;
+  r.notes.push_back({"ended_early", "info",
+                     "the job ended (Slurm reported exit 0) before its final telemetry write: it was cancelled, "
+                     "timed out, or did not call finish(); the figures are from its last checkpoint, " +
+                         utc(r.written_at_unix_ms) + "."});
+}
+
 void rule_memory_over_requested(JobReport& r) {
   if (!r.mem_requested_bytes) {
     r.skipped_rules.push_back({"memory_over_requested", "the job file holds no memory request"});
@@ -237,6 +287,31 @@ void rule_memory_over_requested(JobReport& r) {
 }
 
 // --- derivation -----------------------------------------------------------------------------
+
+namespace {
+
+// The header fields the plugin's record knows and the job file does not.
+void apply_record(JobReport& r, const JobRecord& rec, std::int64_t now_unix_ms) {
+  auto known = [](const std::string& v) { return v.empty() ? std::nullopt : std::optional<std::string>(v); };
+  r.user = known(rec.user);
+  r.account = known(rec.account);
+  r.partition = known(rec.partition);
+  r.slurm_state = rec.state();
+  r.gpus_allocated = rec.gpus;
+  r.cpus_allocated = rec.cpus;
+  r.exit_code = rec.exit_code;
+  r.exit_signal = rec.exit_signal;
+  r.stage_in_bytes = rec.stage_in_bytes;
+  r.stage_out_bytes = rec.stage_out_bytes;
+  r.stage_in_s = rec.stage_in_s;
+  r.stage_out_s = rec.stage_out_s;
+  r.stage_errors = rec.stage_errors;
+  if (rec.start_unix_ms > 0) r.start_unix_ms = rec.start_unix_ms;
+  if (const double e = rec.elapsed_s(now_unix_ms); e > 0) r.elapsed_s = e;
+  r.header_sources = "job record";
+}
+
+}  // namespace
 
 JobReport build_job_report(const JobTelemetry& job, const std::string& file, const ReportInputs& in) {
   JobReport r;
@@ -279,11 +354,17 @@ JobReport build_job_report(const JobTelemetry& job, const std::string& file, con
   r.rss_bytes_per_rank = mem.get();
   if (any_mem) r.rss_peak_total_bytes = peak_sum;
   add_gpus(r, job.ranks);
+  if (in.record) apply_record(r, *in.record, in.now_unix_ms);
+  // Slurm gives the epilog no reason for the end: an exit 0 without the final write is a job
+  // that was stopped from outside (or never called finish()).
+  if (r.slurm_state == "COMPLETED" && !r.complete) r.slurm_state = kEndedEarly;
+  if (in.sacct) apply_sacct(r, *in.sacct);
 
   rule_idle_gpus(r);
   rule_input_bound(r);
   rule_stragglers(r);
   rule_memory_over_requested(r);
+  rule_ended_early(r);
   return r;
 }
 
@@ -341,7 +422,10 @@ std::string render_text(const JobReport& r) {
   for (const auto& h : r.hosts) hosts += (hosts.empty() ? "" : ", ") + h;
   field("nodes", fmt::format("{} ({})", r.hosts.size(), hosts));
   field("ranks", std::to_string(r.ranks));
-  field("GPUs", r.gpus.empty() ? std::string("0 reported (no GPU samples)") : std::to_string(r.gpus.size()));
+  field("GPUs", gpus_line(r));
+  if (r.cpus_allocated) field("CPUs", std::to_string(*r.cpus_allocated) + " allocated");
+  if (r.exit_code || r.exit_signal) field("exit", exit_line(r));
+  if (has_staging(r)) field("staging", staging_line(r));
   field("runtime", fmt::format("{} ({:.1f} s)", duration(r.elapsed_s), r.elapsed_s));
   field("started", r.start_unix_ms ? utc(*r.start_unix_ms) : kUnknown);
   field("data up to", utc(r.data_until_unix_ms));
@@ -432,6 +516,7 @@ std::string render_json(const JobReport& r, int indent) {
   o["account"] = j(r.account);
   o["partition"] = j(r.partition);
   o["slurm_state"] = j(r.slurm_state);
+  o["header_sources"] = r.header_sources;
   o["unknown_fields"] = unknown_fields(r);
   o["complete"] = r.complete;
   o["state"] = r.complete ? "complete" : "incomplete";
@@ -443,7 +528,14 @@ std::string render_json(const JobReport& r, int indent) {
   o["nodes"] = r.hosts.size();
   o["hosts"] = r.hosts;
   o["ranks"] = r.ranks;
-  o["gpus"] = r.gpus.size();
+  o["gpus"] = r.gpus_allocated ? std::size_t(*r.gpus_allocated) : r.gpus.size();  // allocated, else reported
+  o["gpus_allocated"] = j(r.gpus_allocated);
+  o["gpus_reported"] = r.gpus.size();
+  o["cpus_allocated"] = j(r.cpus_allocated);
+  o["exit_code"] = j(r.exit_code);
+  o["exit_signal"] = j(r.exit_signal);
+  o["staging"] = {{"in_bytes", r.stage_in_bytes}, {"in_s", r.stage_in_s}, {"out_bytes", r.stage_out_bytes},
+                  {"out_s", r.stage_out_s}, {"errors", r.stage_errors}};
   o["mem_requested_bytes"] = j(r.mem_requested_bytes);
   o["cpu_cores_per_rank"] = j(r.cpu_cores_per_rank);
   o["rss_bytes_per_rank"] = j(r.rss_bytes_per_rank);
@@ -587,7 +679,9 @@ std::string render_html(const JobReport& r) {
        row("account", or_unknown(r.account), !r.account) + row("partition", or_unknown(r.partition), !r.partition) +
        row("state", state_line(r) + "; Slurm state " + or_unknown(r.slurm_state)) +
        row("nodes", fmt::format("{} ({})", r.hosts.size(), hosts)) + row("ranks", std::to_string(r.ranks)) +
-       row("GPUs", std::to_string(r.gpus.size())) +
+       row("GPUs", gpus_line(r)) + (r.cpus_allocated ? row("CPUs", std::to_string(*r.cpus_allocated) + " allocated") : "") +
+       (r.exit_code || r.exit_signal ? row("exit", exit_line(r)) : "") +
+       (has_staging(r) ? row("staging", staging_line(r)) : "") +
        row("runtime", fmt::format("{} ({:.1f} s)", duration(r.elapsed_s), r.elapsed_s)) +
        row("started", r.start_unix_ms ? utc(*r.start_unix_ms) : kUnknown, !r.start_unix_ms) +
        row("data up to", utc(r.data_until_unix_ms)) + (r.file.empty() ? "" : row("file", r.file)) + "</table>\n";

@@ -9,6 +9,9 @@
 #pragma once
 
 #include <sluice/monitor/job_file.hpp>
+#include <sluice/monitor/job_record.hpp>
+
+#include "sacct.hpp"
 
 #include <cstdint>
 #include <filesystem>
@@ -23,6 +26,8 @@ inline constexpr double kIdleGpuUtilPercent = 5.0;          // a GPU whose mean 
 inline constexpr double kInputBoundFraction = 0.20;         // data wait >= this share of step time: input-bound
 inline constexpr double kModeratelyInputBoundFraction = 0.05;  // >= this (and < the above): moderately
 inline constexpr double kMemoryUsedFractionLow = 0.50;      // peak memory <= this share of the request: over-requested
+// slurm_state of a job whose record says exit 0 but whose job file is a checkpoint.
+inline constexpr const char* kEndedEarly = "ENDED_EARLY";
 
 // Mean and maximum of a series ("—" when no sample had the value).
 struct MeanMax {
@@ -64,21 +69,34 @@ struct SkippedRule {
   std::string rule, reason;
 };
 
-// What the caller knows besides the job file (nothing, today: the file holds no request).
+// What the caller knows besides the job file: the plugin's job record (job_record.hpp) and
+// Slurm's accounting (sacct.hpp), which fills what the record lacks and says why a job ended.
 struct ReportInputs {
+  std::optional<JobRecord> record;
+  std::optional<SacctJob> sacct;
   std::optional<std::uint64_t> mem_requested_bytes;  // the whole job's memory request
+  std::int64_t now_unix_ms = 0;                       // a running job's elapsed time
 };
 
 struct JobReport {
   std::string job_id;
   std::string file;  // the job file read, for the header
-  // Not in the job file (schema sluice.monitor.job/1): always unknown for now.
+  // Not in the job file (schema sluice.monitor.job/1): from the job record, else unknown.
+  // slurm_state: sacct's State when it answered (COMPLETED, CANCELLED, TIMEOUT, ...), else
+  // JobRecord::state() (RUNNING, COMPLETED, FAILED, SIGNALED), or ENDED_EARLY (kEndedEarly)
+  // when the record says exit 0 but the job file is a checkpoint.
   std::optional<std::string> user, account, partition, slurm_state;
+  std::string header_sources;  // "job record", "job record, sacct", ... ("" when none)
+  std::optional<std::uint32_t> gpus_allocated, cpus_allocated;  // the record's sums over nodes
+  std::optional<int> exit_code, exit_signal;
+  std::uint64_t stage_in_bytes = 0, stage_out_bytes = 0;
+  double stage_in_s = 0, stage_out_s = 0;
+  std::vector<std::string> stage_errors;                        // "node: error"
   bool complete = false;
   std::int64_t written_at_unix_ms = 0;
   std::int64_t data_until_unix_ms = 0;  // newest sample, else written_at
   std::optional<std::int64_t> start_unix_ms;  // oldest sample
-  double elapsed_s = 0;                 // the recorders' lifetime (longest rank)
+  double elapsed_s = 0;                 // the record's wall time, else the recorders' lifetime (longest rank)
   std::vector<std::string> hosts;       // sorted, distinct
   std::uint32_t ranks = 0;
   std::optional<std::uint64_t> mem_requested_bytes;
@@ -112,6 +130,9 @@ void rule_stragglers(JobReport& r);
 // Memory over-requested: the sum of the ranks' peak RSS <= kMemoryUsedFractionLow of the
 // request. Needs the request (not in the job file) and memory samples.
 void rule_memory_over_requested(JobReport& r);
+// Ended early: the record says exit 0 but the job file is a checkpoint (cancelled, timed out,
+// or finish() not called). Needs the job record.
+void rule_ended_early(JobReport& r);
 
 JobReport build_job_report(const JobTelemetry& job, const std::string& file = {}, const ReportInputs& in = {});
 

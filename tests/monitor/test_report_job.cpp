@@ -166,16 +166,17 @@ BOOST_AUTO_TEST_CASE(a_balanced_healthy_job_has_no_notes) {
   BOOST_TEST(j.at("account").is_null());
   BOOST_TEST(j.at("partition").is_null());
   BOOST_TEST(j.at("unknown_fields").dump() == R"(["user","account","partition","slurm_state","mem_requested"])");
-  // The only rule skipped is the memory one (no request in the file).
-  BOOST_TEST_REQUIRE(j.at("rules_skipped").size() == 1u);
+  // The rules skipped are the memory one (no request in the file) and ended_early (no record).
+  BOOST_TEST_REQUIRE(j.at("rules_skipped").size() == 2u);
   BOOST_TEST(j.at("rules_skipped")[0].at("rule") == "memory_over_requested");
+  BOOST_TEST(j.at("rules_skipped")[1].at("rule") == "ended_early");
 
   const std::string text = rep::render_text(rep::build_job_report(job, "job.h5"));
   BOOST_TEST_MESSAGE(text);
   BOOST_TEST(has(text, "sluice-report job 100\n"));
   BOOST_TEST(has(text, "  user        unknown\n"));
   BOOST_TEST(has(text, "  nodes       2 (node0, node1)\n"));
-  BOOST_TEST(has(text, "  GPUs        4\n"));
+  BOOST_TEST(has(text, "  GPUs        4 reported\n"));
   BOOST_TEST(has(text, "  runtime     00:00:10 (10.0 s)\n"));
   BOOST_TEST(has(text, "(unknown: the job file does not record user, account, partition, slurm_state, mem_requested)"));
   BOOST_TEST(has(text, "Notes\n  none\n"));
@@ -251,7 +252,8 @@ BOOST_AUTO_TEST_CASE(memory_over_requested_needs_the_request) {
   json j = report_json(job, in);
   BOOST_TEST((rules(j) == std::vector<std::string>{"memory_over_requested"}));
   BOOST_TEST(has(j.at("notes")[0].at("text"), "peak use 6.0 GiB of 64.0 GiB requested (9.4 %"));
-  BOOST_TEST(j.at("rules_skipped").empty());
+  BOOST_TEST_REQUIRE(j.at("rules_skipped").size() == 1u);  // only ended_early: no job record
+  BOOST_TEST(j.at("rules_skipped")[0].at("rule") == "ended_early");
   in.mem_requested_bytes = std::uint64_t(8) << 30;  // 75 % used: fine
   BOOST_TEST(rules(report_json(job, in)).empty());
 }
@@ -359,5 +361,5 @@ BOOST_AUTO_TEST_CASE(usage_errors_exit_2) {
   BOOST_TEST(cli("job").status == 2);
   r = cli("--help");
   BOOST_TEST(r.status == 0);
-  BOOST_TEST(has(r.out, "cluster   (not built yet"));
+  BOOST_TEST(has(r.out, "cluster [--dir DIR] [--since T]"));
 }

@@ -71,4 +71,9 @@ class Sampler {
 // One reading of /proc/self (no GPUs), without a sampler (t_s = 0).
 Sample read_process_sample();
 
+// This node's name as Slurm knows it ($SLURMD_NODENAME, set in every task), else the host
+// name: the same name the job record and Slurm's tools use, also where several emulated
+// nodes share one host.
+std::string node_name();
+
 }  // namespace sluice::monitor
