@@ -2,6 +2,7 @@
 // run as root on every node of the job (PrologFlags=Alloc: at allocation, before any task).
 // Staging lives here because it happens once per node and job, and the epilog runs also
 // when the job failed, timed out or was cancelled.
+#include "job_record.hpp"
 #include "job_staging.hpp"
 #include "plugin_state.hpp"
 
@@ -11,6 +12,7 @@ extern "C" {
 #include <slurm/slurm.h>
 }
 
+#include <chrono>
 #include <cstdlib>
 
 namespace sluice::spank {
@@ -23,10 +25,33 @@ std::optional<std::string> process_env(const std::string& name) {
   return v ? std::optional<std::string>(v) : std::nullopt;
 }
 
+std::int64_t now_unix_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+std::optional<staging::JobStageStatus> stage_status(const PluginConfig& config, std::uint64_t job_id) {
+  try {
+    return staging::load_job_status(staging::job_status_path(config.bb_root, job_id));
+  } catch (const std::exception&) {
+    return std::nullopt;  // already reported by the staging code
+  }
+}
+
+// The job record is for the reports: a failure to write it is logged, never fatal.
+void write_record(const PluginConfig& config, const monitor::NodeJobRecord& r, const char* when) {
+  try {
+    write_job_record(config, r);
+  } catch (const std::exception& e) {
+    slurm_error("sluice: job %llu: cannot write the job record at %s: %s", static_cast<unsigned long long>(r.job_id),
+                when, e.what());
+  }
+}
+
 }  // namespace
 
 int job_prolog(spank_t) {
   const PluginConfig& config = state().config;
+  const std::int64_t started = now_unix_ms();
   const JobIdentity job = job_identity_from_env(process_env);
   JobStaging staging;
   std::string request_error;
@@ -38,22 +63,26 @@ int job_prolog(spank_t) {
   // A failing prolog drains the node and requeues the job, so even the node's own faults
   // (bb_root unusable) are only logged: a job that asked for staging then fails its tasks
   // (no status record), every other job runs without a burst buffer.
+  bool bb_ready = true;
   try {
     prolog_stage(config, job, request_error.empty() ? staging : JobStaging{});
   } catch (const std::exception& e) {
     slurm_error("sluice: job %llu: cannot prepare the burst buffer under %s: %s",
                 static_cast<unsigned long long>(job.job_id), config.bb_root.c_str(), e.what());
-    return 0;
+    bb_ready = false;
   }
-  if (!request_error.empty()) {
+  if (bb_ready && !request_error.empty()) {
     staging::JobStageStatus s = *staging::load_job_status(staging::job_status_path(config.bb_root, job.job_id));
     s.phase = staging::StagePhase::Failed;
     s.error = "bad staging request: " + request_error;
     staging::save_job_status(config.bb_root, s);
   }
-  if (auto s = staging::load_job_status(staging::job_status_path(config.bb_root, job.job_id));
-      s && s->phase == staging::StagePhase::Failed)
-    slurm_error("sluice: job %llu: %s", static_cast<unsigned long long>(job.job_id), s->error.c_str());
+  const auto status = bb_ready ? stage_status(config, job.job_id) : std::nullopt;
+  if (status && status->phase == staging::StagePhase::Failed)
+    slurm_error("sluice: job %llu: %s", static_cast<unsigned long long>(job.job_id), status->error.c_str());
+  monitor::NodeJobRecord record = node_record_from_env(process_env, job, started);
+  if (status) add_stage_in(record, *status);
+  write_record(config, record, "its start");
   return 0;
 }
 
@@ -67,6 +96,9 @@ int job_epilog(spank_t) {
     slurm_error("sluice: job %llu: bad staging request, nothing staged out: %s",
                 static_cast<unsigned long long>(job.job_id), e.what());
   }
+  monitor::NodeJobRecord record =
+      load_start_record(config, job, node_record_from_env(process_env, job, now_unix_ms()));
+  if (const auto before = stage_status(config, job.job_id)) add_stage_in(record, *before);
   // A failed stage-out keeps the files and is recorded; the node stays in service.
   std::string failure;
   try {
@@ -76,6 +108,16 @@ int job_epilog(spank_t) {
   }
   if (!failure.empty())
     slurm_error("sluice: job %llu: %s", static_cast<unsigned long long>(job.job_id), failure.c_str());
+  if (const auto after = stage_status(config, job.job_id)) add_stage_out(record, *after);
+  add_job_end(record, process_env, now_unix_ms());
+  write_record(config, record, "its end");
+  // A killed job's processes never removed their live-metrics files.
+  try {
+    if (const std::size_t n = remove_job_metrics(config, job.job_id))
+      slurm_debug("sluice: job %llu: removed %zu Prometheus file(s) left behind", static_cast<unsigned long long>(job.job_id), n);
+  } catch (const std::exception& e) {
+    slurm_error("sluice: job %llu: %s", static_cast<unsigned long long>(job.job_id), e.what());
+  }
   return 0;
 }
 

@@ -130,6 +130,16 @@ void prepare_staging(spank_t sp, PluginState& s) {
   if (status->phase == staging::StagePhase::Failed && !status->stage_out_failed) s.stage_failure = status->error;
 }
 
+// Where the job's telemetry goes (plugstack.conf): the runtime's job file writer and
+// Prometheus writer read these. A value the user set already is kept (their own directory).
+void export_telemetry_dirs(spank_t sp, const PluginConfig& config) {
+  for (const auto& [name, value] : {std::pair{"SLUICE_TELEMETRY_DIR", &config.telemetry_dir},
+                                    std::pair{"SLUICE_PROMETHEUS_DIR", &config.prometheus_dir}})
+    if (!value->empty() && spank_setenv(sp, name, value->c_str(), 0) != ESPANK_SUCCESS &&
+        !job_getenv(sp, name))
+      throw Error(std::string("cannot set ") + name + " in the job's environment");
+}
+
 }  // namespace
 
 int remote_user_init(spank_t sp) {
@@ -137,6 +147,7 @@ int remote_user_init(spank_t sp) {
   s.placing = false;
   s.failure.clear();
   s.stage_failure.clear();
+  export_telemetry_dirs(sp, s.config);
   prepare_staging(sp, s);
   if (!s.stage_failure.empty()) {
     slurm_error("sluice: %s", s.stage_failure.c_str());

@@ -3,7 +3,23 @@
 #include <sluice/common/error.hpp>
 #include <sluice/common/strings.hpp>
 
+#include <dlfcn.h>
+#include <unistd.h>
+
+#include <filesystem>
+
 namespace sluice::spank {
+
+std::string default_stage_tool() {
+  Dl_info info{};
+  if (::dladdr(reinterpret_cast<void*>(&default_stage_tool), &info) != 0 && info.dli_fname &&
+      info.dli_fname[0] == '/') {
+    const std::filesystem::path beside =
+        std::filesystem::path(info.dli_fname).parent_path() / SLUICE_STAGE_TOOL_FROM_PLUGIN_DIR;
+    if (::access(beside.c_str(), X_OK) == 0) return beside.lexically_normal().string();
+  }
+  return SLUICE_STAGE_TOOL_DEFAULT;
+}
 
 PluginConfig parse_plugin_args(const std::vector<std::string>& args) {
   PluginConfig c;
@@ -29,10 +45,13 @@ PluginConfig parse_plugin_args(const std::vector<std::string>& args) {
     } else if (key == "run_dir") {
       if (value.front() != '/') throw InvalidArgument("plugstack.conf argument run_dir=" + value + " must be an absolute path");
       c.run_dir = value;
-    } else if (key == "bb_root" || key == "stage_tool") {
+    } else if (key == "bb_root" || key == "stage_tool" || key == "telemetry_dir" || key == "prometheus_dir") {
       if (value.front() != '/' || value == "/")
         throw InvalidArgument("plugstack.conf argument " + key + "=" + value + " must be an absolute path (not /)");
-      (key == "bb_root" ? c.bb_root : c.stage_tool) = value;
+      (key == "bb_root"         ? c.bb_root
+       : key == "stage_tool"    ? c.stage_tool
+       : key == "telemetry_dir" ? c.telemetry_dir
+                                : c.prometheus_dir) = value;
     } else if (key == "cache_max") {
       c.cache_max = parse_byte_size(value, "plugstack.conf argument cache_max=");
     } else if (key == "stage_jobs") {
@@ -49,7 +68,7 @@ PluginConfig parse_plugin_args(const std::vector<std::string>& args) {
     } else {
       throw InvalidArgument("unknown plugstack.conf argument '" + a +
                             "' (valid: default_policy=, topology_xml=, cpu_emulation=, run_dir=, bb_root=, "
-                            "cache_max=, stage_tool=, stage_jobs=)");
+                            "cache_max=, stage_tool=, stage_jobs=, telemetry_dir=, prometheus_dir=)");
     }
   }
   return c;

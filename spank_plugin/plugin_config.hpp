@@ -15,6 +15,11 @@ enum class CpuEmulation {
   block,  // dev cluster: map the topology's PUs onto the real CPUs (see emulate_cpus)
 };
 
+// sluice-stage beside the plugin: PREFIX/bin/sluice-stage for a plugin loaded from
+// PREFIX/LIBDIR/slurm (the package's layout, wherever it was installed), else the configured
+// install path. Resolved from where the loaded plugin file is, which the admin chose.
+std::string default_stage_tool();
+
 struct PluginConfig {
   Policy default_policy = Policy::none;  // jobs that do not pass --gpu-topo are left alone
   std::string topology_xml;              // "" = discover this machine with hwloc
@@ -25,8 +30,14 @@ struct PluginConfig {
   // burst buffer), .status (per-job records) and .cache (one per user).
   std::string bb_root = "/var/tmp/sluice";
   std::uint64_t cache_max = 0;           // bytes of each user's node cache; 0: no cache
-  std::string stage_tool = SLUICE_STAGE_TOOL_DEFAULT;  // sluice-stage, run as the job's user
+  std::string stage_tool = default_stage_tool();  // sluice-stage, run as the job's user
   unsigned stage_jobs = 0;               // copy workers per stage; 0: sluice-stage's default
+
+  // Telemetry (docs/telemetry.md). telemetry_dir: shared directory of the job files (written by
+  // the jobs, exported as SLUICE_TELEMETRY_DIR) and of records/ (the job records root writes).
+  // prometheus_dir: node_exporter's textfile directory (SLUICE_PROMETHEUS_DIR). "": off.
+  std::string telemetry_dir;
+  std::string prometheus_dir;
 };
 
 // Parses "key=value" arguments; throws InvalidArgument naming the bad argument and

@@ -104,3 +104,16 @@ BOOST_AUTO_TEST_CASE(staging_arguments) {
   expect_invalid({"stage_jobs=4x"}, {"stage_jobs=4x"});
   expect_invalid({"stage_tool=sluice-stage"}, {"stage_tool=sluice-stage", "absolute"});
 }
+
+BOOST_AUTO_TEST_CASE(telemetry_arguments) {
+  PluginConfig d = parse_plugin_args({});
+  BOOST_TEST(d.telemetry_dir.empty());  // off unless the site names a directory
+  BOOST_TEST(d.prometheus_dir.empty());
+  PluginConfig c = parse_plugin_args({"telemetry_dir=/shared/sluice/telemetry", "prometheus_dir=/var/lib/node_exporter"});
+  BOOST_TEST(c.telemetry_dir == "/shared/sluice/telemetry");
+  BOOST_TEST(c.prometheus_dir == "/var/lib/node_exporter");
+  expect_invalid({"telemetry_dir=telemetry"}, {"telemetry_dir=telemetry", "absolute"});
+  expect_invalid({"prometheus_dir=/"}, {"prometheus_dir=/", "absolute"});
+  expect_invalid({"telemetry_dir="}, {"telemetry_dir=", "needs a value"});
+  expect_invalid({"telemetry=/x"}, {"unknown", "telemetry_dir="});
+}
