@@ -308,6 +308,13 @@ void apply_record(JobReport& r, const JobRecord& rec, std::int64_t now_unix_ms) 
   r.stage_errors = rec.stage_errors;
   if (rec.start_unix_ms > 0) r.start_unix_ms = rec.start_unix_ms;
   if (const double e = rec.elapsed_s(now_unix_ms); e > 0) r.elapsed_s = e;
+  else if (rec.end_unix_ms && rec.start_unix_ms > 0 && *rec.end_unix_ms < rec.start_unix_ms)
+    // Start and end come from different nodes' clocks (prolog, epilog): an end before the start
+    // is skew, and the job file's own clock gives the elapsed time instead.
+    r.notes.push_back({"clock_skew", "info",
+                       fmt::format("the job record ends {:.1f} s before it starts (the nodes' clocks disagree; "
+                                   "check NTP): the elapsed time is the job file's, {:.1f} s.",
+                                   double(rec.start_unix_ms - *rec.end_unix_ms) / 1000.0, r.elapsed_s)});
   r.header_sources = "job record";
 }
 

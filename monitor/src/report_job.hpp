@@ -59,7 +59,7 @@ struct RankReport {
 };
 
 // A finding of a rule. `rule`: a stable id (idle_gpus, input_bound, moderately_input_bound,
-// stragglers, memory_over_requested); `severity`: "warning" or "info".
+// stragglers, memory_over_requested, ended_early, clock_skew); `severity`: "warning" or "info".
 struct Note {
   std::string rule, severity, text;
 };

@@ -259,3 +259,19 @@ BOOST_AUTO_TEST_CASE(sacct_is_asked_only_for_slurm_job_ids_and_its_failures_are_
   BOOST_TEST(why.find("accounting storage is disabled") != std::string::npos, why);
   ::setenv("PATH", saved.c_str(), 1);
 }
+
+BOOST_AUTO_TEST_CASE(a_record_ending_before_it_starts_is_skew_and_the_job_file_gives_the_time) {
+  mon::RankInput in;
+  in.host = "n1";
+  in.snapshot.elapsed_ns = 42'000'000'000;
+  const mon::JobTelemetry job = mon::make_job_telemetry("812", {in}, true);
+  mon::report::ReportInputs inputs;
+  // n2's epilog clock is 3 s behind n1's prolog clock: the merged end precedes the start.
+  inputs.record = mon::merge_node_records({node("n1", 10'000, 6'000), node("n2", 12'000, 7'000)});
+  BOOST_REQUIRE(*inputs.record->end_unix_ms < inputs.record->start_unix_ms);
+  const auto r = mon::report::build_job_report(job, "f.h5", inputs);
+  BOOST_TEST(r.elapsed_s == 42.0);
+  const auto skew = std::find_if(r.notes.begin(), r.notes.end(), [](const auto& n) { return n.rule == "clock_skew"; });
+  BOOST_REQUIRE(skew != r.notes.end());
+  BOOST_TEST(skew->text.find("3.0 s before it starts") != std::string::npos, skew->text);
+}
