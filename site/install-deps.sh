@@ -21,6 +21,8 @@ PACKAGES=(
   rsync
   # monitor.report_html_chromium renders sluice-report's HTML page headless
   chromium
+  # the API reference from the headers (cmake/SluiceDocs.cmake: the docs target)
+  doxygen
 )
 
 missing=()

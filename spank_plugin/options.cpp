@@ -78,7 +78,7 @@ spank_option options[] = {
      const_cast<char*>("[sluice] Copy SRC (an absolute file or directory path) into the job's node-local burst "
                        "buffer $SLUICE_BB on every node before the tasks start, as DST (relative; default: SRC's "
                        "last component). ':shard' gives each node only its share of SRC's files. Repeatable; "
-                       "@FILE reads one spec per line. Staged data is cached on the node for later jobs."),
+                       "@FILE reads one spec per line. Where the site set a node cache (cache_max), later jobs staging the same data are served from it."),
      1, 0, on_stage_in},
     {const_cast<char*>("stage-out"), const_cast<char*>("SRC:DST"),
      const_cast<char*>("[sluice] At job end (also after a failure, timeout or scancel), copy SRC (relative to "

@@ -37,7 +37,7 @@ struct PluginState {
 
 PluginState& state();
 
-// Registers --gpu-topo (allocator, local and remote contexts).
+// Registers the options (--gpu-topo, --stage-in, --stage-out, --stage-mode) in every context that parses them.
 int register_options(spank_t sp);
 
 // Allocator/local context, after the options: hands the staging request to the prolog.
