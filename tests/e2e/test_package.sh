@@ -3,10 +3,12 @@
 # unpacks it into a clean prefix (dpkg-deb -x, no root install) and checks that what is there
 # runs on its own: every ELF resolves its libraries, every tool answers --help, the plugin
 # exports only slurm_spank_* and loads, and find_package(sluice)
-# points at the unpacked plugin.
-# Usage: test_package.sh BUILD_DIR OUT_DIR
+# points at the unpacked plugin. Then builds the training example against the unpacked package
+# (OUT_DIR/examples/sluice-train-mlp), and the dev cluster runs the package's plugin and tools
+# (tests/CMakeLists.txt: fixture "package").
+# Usage: test_package.sh BUILD_DIR SOURCE_DIR OUT_DIR
 set -euo pipefail
-build=${1:?}; out=${2:?}
+build=${1:?}; src=${2:?}; out=${3:?}
 rm -rf "$out" && mkdir -p "$out"
 fail() { echo "FAIL: $*"; exit 1; }
 
@@ -80,3 +82,9 @@ cmake -S "$out" -B "$out/find" -DCMAKE_PREFIX_PATH="$root/usr" >"$out/find.log" 
 found=$(sed -n 's/.*sluice_PLUGIN=//p' "$out/find.log")
 [[ $(realpath "$found") == $(realpath "$plugin") ]] || fail "sluice_PLUGIN is $found, the plugin is at $plugin"
 echo "PASS: find_package(sluice) from the unpacked package names its plugin ($found)"
+
+cmake -S "$src/examples" -B "$out/examples" -DCMAKE_PREFIX_PATH="$root/usr" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  >"$out/examples.log" 2>&1 && cmake --build "$out/examples" --target sluice-train-mlp >>"$out/examples.log" 2>&1 ||
+  { tail -30 "$out/examples.log"; fail "building examples/train_mlp.cpp against the package"; }
+env -u LD_LIBRARY_PATH "$out/examples/sluice-train-mlp" --help >/dev/null || fail "sluice-train-mlp --help"
+echo "PASS: the training example builds against the unpacked package and runs"
