@@ -72,8 +72,8 @@ echo
 echo "== 3. sluice-report job $jobid"
 as_user sluice-report job "$jobid" --dir "$state/telemetry"
 echo
-echo "== sluice-report cluster (every job of the last day, by user)"
-as_user sluice-report cluster --dir "$state/telemetry" --since now-1d -q
+echo "== sluice-report cluster (every job of the last two hours, by user)"
+as_user sluice-report cluster --dir "$state/telemetry" --since now-2h -q
 
 echo
 echo "The dev cluster is still up: 'source $state/env.sh' to use it, '$repo/site/devcluster/sluice-devcluster down' to stop it."

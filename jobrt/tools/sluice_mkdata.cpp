@@ -14,10 +14,12 @@
 
 #include <CLI/CLI.hpp>
 
+#include <cerrno>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -105,7 +107,8 @@ int main(int argc, char** argv) {
   unsigned labels = 10, files = 1;
   std::uint64_t chunk_samples = 64;
   int gzip = 0;
-  app.add_option("--out", out, "output file (with --files K > 1: the name the parts are derived from)")->required();
+  app.add_option("--out", out, "output file (with --files K > 1: the name the parts are derived from); "
+                              "missing parent directories are created")->required();
   app.add_option("--samples", samples, "N, the number of samples")->required()->check(CLI::Range(std::uint64_t{1}, std::uint64_t{1} << 40));
   app.add_option("--shape", shape_s, "shape of one sample, e.g. 3x32x32 (default 3x32x32)");
   app.add_option("--dtype", dtype_s, "element type of x: f32 f64 i8 u8 i16 u16 i32 u32 i64 u64 (default f32)");
@@ -145,6 +148,16 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "sluice-mkdata: --gzip needs chunks (--chunk-samples > 0)\n");
     return 2;
   }
+  // Our own messages name the file; HDF5's stack dumps would only bury them.
+  H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
+  if (const auto parent = std::filesystem::path(out).parent_path(); !parent.empty()) {
+    std::error_code ec;
+    std::filesystem::create_directories(parent, ec);
+    if (ec) {
+      std::fprintf(stderr, "sluice-mkdata: cannot create the directory %s: %s\n", parent.c_str(), ec.message().c_str());
+      return 1;
+    }
+  }
   std::uint64_t elems = 1;
   for (auto d : shape) elems *= d;
   const std::size_t sample_bytes = elems * t.bytes;
@@ -160,9 +173,11 @@ int main(int argc, char** argv) {
   for (unsigned k = 0; k < files; ++k) {
     const std::uint64_t n = samples / files + (k < samples % files ? 1 : 0);
     const std::string name = file_name(out, k, files);
+    errno = 0;
     H5Closer f{H5Fcreate(name.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), H5Fclose};
     if (f.h < 0) {
-      std::fprintf(stderr, "sluice-mkdata: cannot create %s\n", name.c_str());
+      std::fprintf(stderr, "sluice-mkdata: cannot create %s%s%s\n", name.c_str(), errno ? ": " : "",
+                   errno ? std::strerror(errno) : "");
       return 1;
     }
     std::vector<hsize_t> xdims{n};
