@@ -1,10 +1,11 @@
 // sluice-mlp-cuda-check: the CUDA MLP of mlp_cuda.hpp against a CPU reference (train_mlp.cpp's
-// forward/backward/SGD math, copied below). Random model (fixed seed), D=32, H=16, C=10, B=8:
+// forward/backward/SGD math, mlp_cpu.hpp). Random model (fixed seed), D=32, H=16, C=10, B=8:
 // loss and gradients must agree within 1e-5, repeat bit for bit, SGD must agree, a second,
 // smaller batch too, count_correct must count what the reference counts (skipped samples
 // left out), and bad labels or oversized batches must throw.
 //
 // Exit status: 0 PASS, 1 FAIL, 77 no CUDA device (skipped).
+#include "mlp_cpu.hpp"
 #include "mlp_cuda.hpp"
 
 #include <algorithm>
@@ -22,96 +23,13 @@ namespace {
 constexpr std::size_t kD = 32, kH = 16, kC = 10, kB = 8, kMaxBatch = 16;
 constexpr double kTolerance = 1e-5;
 
-// --- CPU reference (train_mlp.cpp's math) -------------------------------------------------
-struct Ref {
-  std::size_t d, h, c;
-  std::vector<float> params, grads, velocity;
-  std::size_t l2() const { return c * h + c; }
-  std::size_t w2() const { return 0; }
-  std::size_t b2() const { return c * h; }
-  std::size_t w1() const { return l2(); }
-  std::size_t b1() const { return l2() + h * d; }
-  std::size_t n() const { return l2() + h * d + h; }
-};
-
-struct Acts {
-  std::vector<float> hidden, probs, dhidden;
-};
-
-double ref_forward(const Ref& m, const float* x, const std::int64_t* y, std::size_t b, Acts& a,
-                   std::size_t* correct = nullptr, const std::uint8_t* skip = nullptr) {
-  a.hidden.assign(b * m.h, 0.0f);
-  a.probs.assign(b * m.c, 0.0f);
-  const float* p = m.params.data();
-  const float *w1 = p + m.w1(), *b1 = p + m.b1(), *w2 = p + m.w2(), *b2 = p + m.b2();
-  double loss = 0;
-  for (std::size_t s = 0; s < b; ++s) {
-    const float* xs = x + s * m.d;
-    float* hs = a.hidden.data() + s * m.h;
-    for (std::size_t j = 0; j < m.h; ++j) {
-      float acc = b1[j];
-      const float* row = w1 + j * m.d;
-      for (std::size_t k = 0; k < m.d; ++k) acc += row[k] * xs[k];
-      hs[j] = acc > 0 ? acc : 0;
-    }
-    float* ps = a.probs.data() + s * m.c;
-    float top = -INFINITY;
-    std::size_t arg = 0;
-    for (std::size_t k = 0; k < m.c; ++k) {
-      float acc = b2[k];
-      const float* row = w2 + k * m.h;
-      for (std::size_t j = 0; j < m.h; ++j) acc += row[j] * hs[j];
-      ps[k] = acc;
-      if (acc > top) top = acc, arg = k;
-    }
-    float sum = 0;
-    for (std::size_t k = 0; k < m.c; ++k) sum += ps[k] = std::exp(ps[k] - top);
-    for (std::size_t k = 0; k < m.c; ++k) ps[k] /= sum;
-    loss -= std::log(std::max(ps[y[s]], 1e-30f));
-    if (correct && !(skip && skip[s]) && arg == static_cast<std::size_t>(y[s])) ++*correct;
-  }
-  return loss / double(b);
-}
-
-void ref_backward(Ref& m, const float* x, const std::int64_t* y, std::size_t b, Acts& a) {
-  std::fill(m.grads.begin(), m.grads.end(), 0.0f);
-  float* g = m.grads.data();
-  float *gw2 = g + m.w2(), *gb2 = g + m.b2(), *gw1 = g + m.w1(), *gb1 = g + m.b1();
-  const float* w2 = m.params.data() + m.w2();
-  const float inv_b = 1.0f / float(b);
-  for (std::size_t s = 0; s < b; ++s) {
-    float* dz = a.probs.data() + s * m.c;
-    dz[y[s]] -= 1.0f;
-    for (std::size_t k = 0; k < m.c; ++k) dz[k] *= inv_b;
-    const float* hs = a.hidden.data() + s * m.h;
-    for (std::size_t k = 0; k < m.c; ++k) {
-      float* row = gw2 + k * m.h;
-      for (std::size_t j = 0; j < m.h; ++j) row[j] += dz[k] * hs[j];
-      gb2[k] += dz[k];
-    }
-  }
-  a.dhidden.assign(b * m.h, 0.0f);
-  for (std::size_t s = 0; s < b; ++s) {
-    const float* dz = a.probs.data() + s * m.c;
-    const float* hs = a.hidden.data() + s * m.h;
-    float* dh = a.dhidden.data() + s * m.h;
-    for (std::size_t k = 0; k < m.c; ++k)
-      for (std::size_t j = 0; j < m.h; ++j) dh[j] += dz[k] * w2[k * m.h + j];
-    for (std::size_t j = 0; j < m.h; ++j) {
-      if (hs[j] <= 0) continue;
-      const float* xs = x + s * m.d;
-      float* row = gw1 + j * m.d;
-      for (std::size_t k = 0; k < m.d; ++k) row[k] += dh[j] * xs[k];
-      gb1[j] += dh[j];
-    }
-  }
-}
-
-void ref_sgd(Ref& m, float lr, float momentum) {
-  for (std::size_t i = 0; i < m.params.size(); ++i) {
-    m.velocity[i] = momentum * m.velocity[i] + m.grads[i];
-    m.params[i] -= lr * m.velocity[i];
-  }
+// --- CPU reference: train_mlp.cpp's math (mlp_cpu.hpp) -------------------------------------
+using Ref = mlp::Mlp;
+using Acts = mlp::Activations;
+using mlp::backward;
+inline double ref_forward(const Ref& m, const float* x, const std::int64_t* y, std::size_t b, Acts& a,
+                          std::size_t* correct = nullptr, const std::uint8_t* skip = nullptr) {
+  return mlp::forward(m, x, y, b, a, correct, skip);
 }
 
 // --- helpers -----------------------------------------------------------------------------
@@ -160,10 +78,7 @@ bool throws_invalid_argument(F f, std::string& message) {
 
 int check() {
   Rng rng{42};
-  Ref ref{kD, kH, kC, {}, {}, {}};
-  ref.params.resize(ref.n());
-  ref.grads.assign(ref.n(), 0.0f);
-  ref.velocity.resize(ref.n());
+  Ref ref(kD, kH, kC);
   for (float& p : ref.params) p = rng.uniform(0.5f);  // biases too: nonzero, some hidden units dead
   for (float& v : ref.velocity) v = rng.uniform(0.01f);
   std::vector<float> x(kMaxBatch * kD);
@@ -172,13 +87,13 @@ int check() {
   for (std::size_t s = 0; s < kMaxBatch; ++s) y[s] = static_cast<std::int64_t>(rng.next() % kC);
 
   mlp_cuda::CudaMlp gpu(kD, kH, kC, kMaxBatch, ref.params.data(), ref.velocity.data());
-  expect(gpu.n_params() == ref.n() && gpu.layer2_size() == ref.l2() && gpu.max_batch() == kMaxBatch,
+  expect(gpu.n_params() == ref.size() && gpu.layer2_size() == ref.layer2_size() && gpu.max_batch() == kMaxBatch,
          "n_params " + std::to_string(gpu.n_params()) + ", layer2_size " + std::to_string(gpu.layer2_size()));
 
   // 1. One batch of B: loss and gradients.
   Acts acts;
   const double ref_loss = ref_forward(ref, x.data(), y.data(), kB, acts);
-  ref_backward(ref, x.data(), y.data(), kB, acts);
+  backward(ref, x.data(), y.data(), kB, acts);
   std::size_t dead = 0;
   for (float v : acts.hidden) dead += v <= 0;
   const double loss = gpu.forward_backward(x.data(), y.data(), kB);
@@ -198,7 +113,7 @@ int check() {
 
   // 3. SGD with momentum.
   const float lr = 0.05f, momentum = 0.9f;
-  ref_sgd(ref, lr, momentum);
+  mlp::sgd_step(ref, lr, momentum);
   gpu.sgd(lr, momentum);
   gpu.synchronize();
   std::vector<float> params(gpu.n_params()), velocity(gpu.n_params());
@@ -211,7 +126,7 @@ int check() {
   const float* x2 = x.data() + kB * kD;
   const std::int64_t* y2 = y.data() + kB;
   const double ref_loss2 = ref_forward(ref, x2, y2, kB2, acts);
-  ref_backward(ref, x2, y2, kB2, acts);
+  backward(ref, x2, y2, kB2, acts);
   const double loss3 = gpu.forward_backward(x2, y2, kB2);
   gpu.download_grads(grads.data());
   const double dg2 = max_abs_diff(grads, ref.grads);

@@ -14,6 +14,8 @@
 #include <sluice/monitor/job_session.hpp>
 #include <sluice/reader_mpi.hpp>
 
+#include "mlp_cpu.hpp"
+
 #ifdef SLUICE_TRAIN_CUDA
 #include "mlp_cuda.hpp"
 #endif
@@ -58,123 +60,21 @@ struct Args {
   std::string device = "auto";  // cpu | cuda | auto
 };
 
-// --- the model ---------------------------------------------------------------------------
-// Parameters and their gradients in one flat buffer, layer 2 first: [W2 (C x H), b2, W1 (H x D),
-// b1]. Layer 2's gradients are ready first in the backward pass, so they can be averaged
-// while layer 1's are computed, and each layer is one contiguous tensor.
-struct Mlp {
-  std::size_t d, h, c;
-  std::vector<float> params, grads, velocity;
-  std::size_t layer2_size() const { return c * h + c; }
-  // Offsets of the four tensors in a flat buffer (parameters, gradients, velocity alike).
-  std::size_t w2() const { return 0; }
-  std::size_t b2() const { return c * h; }
-  std::size_t w1() const { return layer2_size(); }
-  std::size_t b1() const { return layer2_size() + h * d; }
+// --- the model (mlp_cpu.hpp) -------------------------------------------------------------
+using mlp::Activations;
+using mlp::Mlp;
 
-  Mlp(std::size_t d_, std::size_t h_, std::size_t c_, std::uint64_t seed) : d(d_), h(h_), c(c_) {
-    const std::size_t n = layer2_size() + h * d + h;
-    params.assign(n, 0.0f);
-    grads.assign(n, 0.0f);
-    velocity.assign(n, 0.0f);
-    // Glorot-uniform weights from one integer generator: every rank starts from the same bits
-    // without a broadcast. Biases start at 0.
-    std::uint64_t state = seed * 0x9E3779B97F4A7C15ull + 1;
-    auto uniform = [&](float a) {
-      const std::uint64_t r = rd::sharding::splitmix64(state);
-      return (static_cast<float>(r >> 40) / static_cast<float>(1u << 24) * 2.0f - 1.0f) * a;
-    };
-    const float a2 = std::sqrt(6.0f / float(h + c)), a1 = std::sqrt(6.0f / float(d + h));
-    for (std::size_t i = 0; i < c * h; ++i) params[w2() + i] = uniform(a2);
-    for (std::size_t i = 0; i < h * d; ++i) params[w1() + i] = uniform(a1);
-  }
-};
-
-// Workspace of one batch.
-struct Activations {
-  std::vector<float> hidden, probs, dhidden;
-};
-
-// Forward pass of B samples X (B x D): returns the mean cross-entropy and counts correct
-// predictions; keeps the hidden layer and the softmax for backward.
-double forward(const Mlp& m, const float* x, const std::int64_t* y, std::size_t b, Activations& a,
-               std::uint64_t* correct = nullptr) {
-  a.hidden.assign(b * m.h, 0.0f);
-  a.probs.assign(b * m.c, 0.0f);
-  const float* p = m.params.data();
-  const float *w1 = p + m.w1(), *b1 = p + m.b1(), *w2 = p + m.w2(), *b2 = p + m.b2();
-  double loss = 0;
-  for (std::size_t s = 0; s < b; ++s) {
-    const float* xs = x + s * m.d;
-    float* hs = a.hidden.data() + s * m.h;
-    for (std::size_t j = 0; j < m.h; ++j) {
-      float acc = b1[j];
-      const float* row = w1 + j * m.d;
-      for (std::size_t k = 0; k < m.d; ++k) acc += row[k] * xs[k];
-      hs[j] = acc > 0 ? acc : 0;  // ReLU
-    }
-    float* ps = a.probs.data() + s * m.c;
-    float top = -INFINITY;
-    std::size_t arg = 0;
-    for (std::size_t k = 0; k < m.c; ++k) {
-      float acc = b2[k];
-      const float* row = w2 + k * m.h;
-      for (std::size_t j = 0; j < m.h; ++j) acc += row[j] * hs[j];
-      ps[k] = acc;
-      if (acc > top) top = acc, arg = k;
-    }
-    float sum = 0;
-    for (std::size_t k = 0; k < m.c; ++k) sum += ps[k] = std::exp(ps[k] - top);  // stable softmax
-    for (std::size_t k = 0; k < m.c; ++k) ps[k] /= sum;
-    loss -= std::log(std::max(ps[y[s]], 1e-30f));
-    if (correct && arg == static_cast<std::size_t>(y[s])) ++*correct;
-  }
-  return loss / double(b);
-}
-
-// Backward pass of the mean loss: layer 2's gradients, then LAYER2_READY(), then layer 1's.
-template <typename Ready>
-void backward(Mlp& m, const float* x, const std::int64_t* y, std::size_t b, Activations& a, Ready layer2_ready) {
-  std::fill(m.grads.begin(), m.grads.end(), 0.0f);
-  float* g = m.grads.data();
-  float *gw2 = g + m.w2(), *gb2 = g + m.b2(), *gw1 = g + m.w1(), *gb1 = g + m.b1();
-  const float* w2 = m.params.data() + m.w2();
-  const float inv_b = 1.0f / float(b);
-  // dz = (softmax - onehot) / B, in place in probs.
-  for (std::size_t s = 0; s < b; ++s) {
-    float* dz = a.probs.data() + s * m.c;
-    dz[y[s]] -= 1.0f;
-    for (std::size_t k = 0; k < m.c; ++k) dz[k] *= inv_b;
-    const float* hs = a.hidden.data() + s * m.h;
-    for (std::size_t k = 0; k < m.c; ++k) {
-      float* row = gw2 + k * m.h;
-      for (std::size_t j = 0; j < m.h; ++j) row[j] += dz[k] * hs[j];
-      gb2[k] += dz[k];
-    }
-  }
-  layer2_ready();
-  a.dhidden.assign(b * m.h, 0.0f);
-  for (std::size_t s = 0; s < b; ++s) {
-    const float* dz = a.probs.data() + s * m.c;
-    const float* hs = a.hidden.data() + s * m.h;
-    float* dh = a.dhidden.data() + s * m.h;
-    for (std::size_t k = 0; k < m.c; ++k)
-      for (std::size_t j = 0; j < m.h; ++j) dh[j] += dz[k] * w2[k * m.h + j];
-    for (std::size_t j = 0; j < m.h; ++j) {
-      if (hs[j] <= 0) continue;  // ReLU'
-      const float* xs = x + s * m.d;
-      float* row = gw1 + j * m.d;
-      for (std::size_t k = 0; k < m.d; ++k) row[k] += dh[j] * xs[k];
-      gb1[j] += dh[j];
-    }
-  }
-}
-
-void sgd_step(Mlp& m, float lr, float momentum) {
-  for (std::size_t i = 0; i < m.params.size(); ++i) {
-    m.velocity[i] = momentum * m.velocity[i] + m.grads[i];
-    m.params[i] -= lr * m.velocity[i];
-  }
+// Glorot-uniform weights from one integer generator: every rank starts from the same bits
+// without a broadcast. Biases start at 0.
+void init_weights(Mlp& m, std::uint64_t seed) {
+  std::uint64_t state = seed * 0x9E3779B97F4A7C15ull + 1;
+  auto uniform = [&](float a) {
+    const std::uint64_t r = rd::sharding::splitmix64(state);
+    return (static_cast<float>(r >> 40) / static_cast<float>(1u << 24) * 2.0f - 1.0f) * a;
+  };
+  const float a2 = std::sqrt(6.0f / float(m.h + m.c)), a1 = std::sqrt(6.0f / float(m.d + m.h));
+  for (std::size_t i = 0; i < m.c * m.h; ++i) m.params[m.w2() + i] = uniform(a2);
+  for (std::size_t i = 0; i < m.h * m.d; ++i) m.params[m.w1() + i] = uniform(a1);
 }
 
 // FNV-1a 64 over bytes: the weights' fingerprint printed at the end (ranks and runs compare it).
@@ -352,7 +252,8 @@ int run(const Args& a) {
     check_layout(*test, "--test", d);
   }
 
-  Mlp model(d, a.hidden, a.classes, a.seed);
+  Mlp model(d, a.hidden, a.classes);
+  init_weights(model, a.seed);
   if (!a.resume.empty()) {
     const rd::ReaderState state = read_checkpoint(a.resume, model);  // every rank reads the same file
     train.restore(state);  // InvalidArgument when ranks, batch, seed or the data differ
@@ -448,15 +349,15 @@ int run(const Args& a) {
       } else
 #endif
       {
-        epoch_loss += forward(model, b.x, b.y, b.b, act);
+        epoch_loss += mlp::forward(model, b.x, b.y, b.b, act);
         if (a.deterministic) {
           // One synchronous call over the whole buffer: the same bits whatever the timing.
-          backward(model, b.x, b.y, b.b, act, [] {});
+          mlp::backward(model, b.x, b.y, b.b, act);
           comm.allreduce(model.grads.data(), model.grads.data(), model.grads.size(), coll::DataType::f32,
                          coll::ReduceOp::avg);
         } else {
           coll::AllreduceHandle layer2;
-          backward(model, b.x, b.y, b.b, act, [&] {
+          mlp::backward(model, b.x, b.y, b.b, act, [&] {
             layer2 = comm.allreduce_async(model.grads.data(), model.grads.data(), l2, coll::DataType::f32,
                                           coll::ReduceOp::avg);
           });
@@ -465,7 +366,7 @@ int run(const Args& a) {
           layer2.wait();
           layer1.wait();
         }
-        sgd_step(model, a.lr, a.momentum);
+        mlp::sgd_step(model, a.lr, a.momentum);
       }
     }
     ++epoch_steps;
@@ -497,23 +398,17 @@ int run(const Args& a) {
       const rd::Batch batch = test->next();
       const Batch b = view(batch);
       check_labels(b, a.classes);
-      std::uint64_t correct = 0;
+      // Padding repeats the start of the order to fill the last step: those are not counted.
+      const std::vector<std::uint8_t> skip(batch.padded().begin(), batch.padded().end());
+      counts[1] += static_cast<std::int64_t>(std::count(skip.begin(), skip.end(), 0));
+      std::size_t correct = 0;
 #ifdef SLUICE_TRAIN_CUDA
-      if (gpu) {
-        const std::vector<std::uint8_t> skip(batch.padded().begin(), batch.padded().end());
-        const std::size_t real = static_cast<std::size_t>(std::count(skip.begin(), skip.end(), 0));
-        counts[0] += static_cast<std::int64_t>(gpu->count_correct(b.x, b.y, b.b, skip.data()));
-        counts[1] += static_cast<std::int64_t>(real);
-        continue;
-      }
+      if (gpu) correct = gpu->count_correct(b.x, b.y, b.b, skip.data());
+      else
 #endif
-      Activations one;
-      for (std::size_t i = 0; i < b.b; ++i) {
-        if (batch.padded()[i]) continue;
-        std::uint64_t c = 0;
-        forward(model, b.x + i * d, b.y + i, 1, one, &c);
-        correct += c;
-        ++counts[1];
+      {
+        Activations eval;
+        mlp::forward(model, b.x, b.y, b.b, eval, &correct, skip.data());
       }
       counts[0] += static_cast<std::int64_t>(correct);
     }

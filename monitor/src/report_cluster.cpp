@@ -1,6 +1,7 @@
 // `sluice-report cluster`: aggregation over the index and the text / CSV / JSON / HTML renderings.
 // docs/telemetry.md, "sluice-report cluster".
 #include "report_cluster.hpp"
+#include "html_escape.hpp"
 
 #include "report_job.hpp"  // kIdleGpuUtilPercent, kInputBoundFraction
 
@@ -373,19 +374,7 @@ std::string render_json(const ClusterReport& r, int indent) {
 
 namespace {
 
-// Every string from the files (user, account, job id, paths, reasons) goes through this.
-std::string esc(std::string_view s) {
-  std::string o;
-  for (char c : s) switch (c) {
-      case '&': o += "&amp;"; break;
-      case '<': o += "&lt;"; break;
-      case '>': o += "&gt;"; break;
-      case '"': o += "&quot;"; break;
-      case '\'': o += "&#39;"; break;
-      default: o += c;
-    }
-  return o;
-}
+std::string esc(std::string_view s) { return html_escape(s); }
 
 // Allocated and used GPU-hours per bin as two step areas.
 std::string timeline_svg(const ClusterReport& r) {

@@ -1,6 +1,7 @@
 // `sluice-report job`: derivation, rules, and the text / JSON / HTML renderings.
 // docs/telemetry.md, "sluice-report job".
 #include "report_job.hpp"
+#include "html_escape.hpp"
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -589,18 +590,7 @@ std::string render_json(const JobReport& r, int indent) {
 
 namespace {
 
-std::string esc(const std::string& s) {
-  std::string o;
-  for (char c : s) switch (c) {
-      case '&': o += "&amp;"; break;
-      case '<': o += "&lt;"; break;
-      case '>': o += "&gt;"; break;
-      case '"': o += "&quot;"; break;
-      case '\'': o += "&#39;"; break;
-      default: o += c;
-    }
-  return o;
-}
+std::string esc(std::string_view s) { return html_escape(s); }
 
 // A half-circle gauge for a share in [0, 1] (inline SVG, no namespace URL needed in HTML5).
 std::string gauge(const std::string& label, std::optional<double> share, const std::string& value) {
