@@ -156,5 +156,11 @@ BOOST_AUTO_TEST_CASE(bad_arguments) {
   BOOST_TEST(mkdata("--out " + out + " --samples 10 --shape 0") == 2);
   BOOST_TEST(mkdata("--out " + out + " --samples 2 --files 3") == 2);
   BOOST_TEST(mkdata("--out " + out) != 0);  // --samples required
-  BOOST_TEST(mkdata("--out /nonexistent-dir/x.h5 --samples 10") == 1);
+  // A parent that cannot be created (not even by root: /proc takes no directories) fails.
+  BOOST_TEST(mkdata("--out /proc/sluice-no-such-dir/x.h5 --samples 10") == 1);
+  // A parent directory out of the target is created, a file in the way is not replaced.
+  const auto nested = scratch() / "made" / "by" / "mkdata" / "x.h5";
+  BOOST_TEST(mkdata("--out " + nested.string() + " --samples 10 --shape 4") == 0);
+  BOOST_TEST(fs::is_regular_file(nested));
+  BOOST_TEST(mkdata("--out " + (nested / "y.h5").string() + " --samples 10 --shape 4") == 1);
 }
