@@ -6,7 +6,8 @@
 //
 //   sluice-bench-reader [--dir D] [--samples N] [--shape 3x32x32] [--chunk-samples 64]
 //                       [--batch 256] [--depth 4] [--compute-factor 1.2] [--naive-seconds 5]
-//                       [--io-threads 8] [--advise 0] [--mmap] [--reps 3] [--no-cold] [--json]
+//                       [--io-threads 8] [--advise 0] [--mmap] [--ram-window BYTES] [--reps 3]
+//                       [--no-cold] [--json]
 //
 // Warm sluice figures time the second epoch of a reader (steady state); cold ones the first.
 // Each warm figure is the median of --reps runs, the three kinds interleaved, so that a
@@ -162,6 +163,7 @@ int run(int argc, char** argv) {
   unsigned io_threads = 8, reps = 3;
   std::size_t advise = 0;
   bool use_mmap = false;
+  std::uint64_t ram_window = 0;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     auto val = [&]() -> std::string {
@@ -183,6 +185,7 @@ int run(int argc, char** argv) {
     else if (a == "--mmap") use_mmap = true;
     else if (a == "--io-threads") io_threads = static_cast<unsigned>(std::stoul(val()));
     else if (a == "--advise") advise = std::stoull(val());
+    else if (a == "--ram-window") ram_window = std::stoull(val());
     else if (a == "--reps") reps = std::max(1u, static_cast<unsigned>(std::stoul(val())));
     else if (a == "--json") json = true;
     else {
@@ -190,7 +193,7 @@ int run(int argc, char** argv) {
       std::fprintf(help ? stdout : stderr,
                    "usage: sluice-bench reader [--dir D] [--samples N] [--shape 3x32x32] [--chunk-samples 64 (0: contiguous)]\n"
                    "       [--batch 256] [--depth 4] [--compute-factor 1.2] [--naive-seconds 5] [--io-threads 8]\n"
-                   "       [--advise 0] [--mmap] [--reps 3] [--no-cold] [--json]\n"
+                   "       [--advise 0] [--mmap] [--ram-window BYTES (0: off)] [--reps 3] [--no-cold] [--json]\n"
                    "Shuffled-epoch throughput of the sluice reader vs one H5Dread per sample vs a raw sequential\n"
                    "read of the same file, warm and cold (root: page cache dropped), and the stall of a consumer\n"
                    "computing FACTOR x the read time per batch. Data: D/bench-*.h5 from sluice-mkdata.\n");
@@ -220,6 +223,7 @@ int run(int argc, char** argv) {
   o.io_threads = io_threads;
   o.advise_ahead = advise;
   o.use_mmap = use_mmap;
+  o.ram_window_bytes = ram_window;
 
   H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
   const bool can_drop = cold && drop_caches();
@@ -274,19 +278,21 @@ int run(int argc, char** argv) {
                 "\"sluice_samples_per_s\":%.0f,\"naive_samples_per_s\":%.0f,\"sluice_vs_raw\":%.3f,\"sluice_vs_naive\":%.1f,"
                 "\"cold\":%s,\"sluice_cold_MBps\":%.1f,\"naive_cold_MBps\":%.2f,\"raw_seq_cold_MBps\":%.1f,"
                 "\"samples\":%llu,\"shape\":\"%s\",\"chunk_samples\":%llu,\"batch\":%zu,\"depth\":%zu,"
-                "\"read_ms_per_batch\":%.3f,\"compute_ms_per_batch\":%.3f,\"io_threads\":%u,\"advise\":%zu,\"mmap\":%s}\n",
+                "\"read_ms_per_batch\":%.3f,\"compute_ms_per_batch\":%.3f,\"io_threads\":%u,\"advise\":%zu,\"mmap\":%s,"
+                "\"ram_window_bytes\":%llu}\n",
                 sl.warm.mbps, nv.warm.mbps, raw.warm.mbps, stall_frac, sl.warm.samples_per_s, nv.warm.samples_per_s,
                 sl.warm.mbps / raw.warm.mbps, sl.warm.mbps / nv.warm.mbps, can_drop ? "true" : "false", sl.cold.mbps,
                 nv.cold.mbps, raw.cold.mbps, static_cast<unsigned long long>(samples), shape.c_str(),
-                static_cast<unsigned long long>(chunk), batch, depth, compute / factor * 1e3, compute * 1e3, io_threads, advise, use_mmap ? "true" : "false");
+                static_cast<unsigned long long>(chunk), batch, depth, compute / factor * 1e3, compute * 1e3, io_threads, advise, use_mmap ? "true" : "false",
+                static_cast<unsigned long long>(ram_window));
     return 0;
   }
-  std::printf("sluice-bench reader: %llu samples of f32 %s (+ i64 label), %s, batch %zu, depth %zu, io threads %u, advise %zu%s,\n"
+  std::printf("sluice-bench reader: %llu samples of f32 %s (+ i64 label), %s, batch %zu, depth %zu, io threads %u, advise %zu%s%s,\n"
               "  file %s, warm: median of %u\n\n",
               static_cast<unsigned long long>(samples), shape.c_str(),
               chunk ? ("chunks of " + std::to_string(chunk) + " samples").c_str() : "contiguous", batch, depth, io_threads, advise,
               use_mmap ? ", mmap" : "",
-              file.c_str(), reps);
+              ram_window ? (", RAM window " + std::to_string(ram_window >> 20) + " MiB").c_str() : "", file.c_str(), reps);
   std::printf("%-30s %12s %14s %12s %14s\n", "", "warm MB/s", "warm samples/s", "cold MB/s", "cold samples/s");
   for (const Row& r : rows) {
     std::printf("%-30s %12.1f %14.0f", r.name, r.warm.mbps, r.warm.samples_per_s);

@@ -596,3 +596,59 @@ BOOST_AUTO_TEST_CASE(staged_copies_are_read) {
     BOOST_ERROR("async staged open failed: " << e.what());
   }
 }
+
+// The RAM window (ram_window_bytes) hands out exactly the batches a reader without it does,
+// whole or partial (a window smaller than the data, blocks straddling samples), over epochs.
+BOOST_AUTO_TEST_CASE(ram_window_serves_the_same_batches) {
+  // 2,000 + 700 samples of 26 bytes: about 70 KiB over two files, so 4 KiB blocks split them.
+  for (hsize_t chunk : {hsize_t{0}, hsize_t{64}}) {
+    const std::string tag = chunk ? "win-chunk" : "win-contig";
+    const std::vector<std::string> files{make_file(tag + "-a.h5", 2000, 0, chunk), make_file(tag + "-b.h5", 700, 2000, chunk)};
+    auto plain = opts(files, 64);
+    plain.io_threads = 2;
+    for (std::uint64_t window : {std::uint64_t{16} << 10, std::uint64_t{64} << 20}) {
+      Reader without(plain);
+      auto o = plain;
+      o.ram_window_bytes = window;
+      Reader with(o);
+      const std::uint64_t steps = with.steps_per_epoch();
+      for (std::uint64_t k = 0; k < 3 * steps; ++k) {
+        auto a = without.next();
+        auto b = with.next();
+        check_batch(b);
+        BOOST_REQUIRE(std::equal(a.indices().begin(), a.indices().end(), b.indices().begin(), b.indices().end()));
+        for (std::size_t d = 0; d < 3; ++d)
+          BOOST_REQUIRE(std::equal(a.data(d).begin(), a.data(d).end(), b.data(d).begin(), b.data(d).end()));
+      }
+      const std::uint64_t held = with.counters().window_bytes;
+      BOOST_TEST_MESSAGE(tag << ", window " << window << ": " << held << " bytes held");
+      BOOST_TEST(held > 0u);
+      BOOST_TEST(held <= window);
+      std::uint64_t file_bytes = 0;
+      for (const auto& f : files) file_bytes += fs::file_size(f);
+      if (window > file_bytes) BOOST_TEST(held == file_bytes);  // everything read was kept
+      BOOST_TEST(without.counters().window_bytes == 0u);
+    }
+  }
+}
+
+// Once the window holds the files, later epochs do not read them: the file may even be gone
+// (truncated), and the reader without a window fails on the same file.
+BOOST_AUTO_TEST_CASE(ram_window_serves_later_epochs_from_memory) {
+  const std::string f = make_file("win-gone.h5", 1000, 0);
+  auto o = opts({f}, 50);
+  o.ram_window_bytes = 64 << 20;
+  o.prefetch_depth = 1;
+  Reader r(o);
+  for (std::uint64_t k = 0; k < r.steps_per_epoch(); ++k) check_batch(r.next());
+  BOOST_REQUIRE(r.counters().window_bytes == fs::file_size(f));
+  auto plain = opts({f}, 50);
+  Reader without(plain);
+  fs::resize_file(f, 0);
+  for (std::uint64_t k = 0; k < 2 * r.steps_per_epoch(); ++k) check_batch(r.next());
+  expect_data_error(
+      [&] {
+        for (std::uint64_t k = 0; k < 2 * without.steps_per_epoch(); ++k) (void)without.next();
+      },
+      "win-gone.h5", "x", "truncated");
+}

@@ -95,6 +95,14 @@ struct ReaderOptions {
   // truncated by someone else while mapped raises SIGBUS, which no library can turn into an
   // exception. Use it for staged (node-local, private) copies.
   bool use_mmap = false;
+  // Clairvoyant RAM window: up to this many bytes of the files are kept in memory, in blocks
+  // (8 MiB, or window/16 when smaller, at least 4 KiB) read whole the first time a batch needs
+  // one of their samples. Since every epoch is a permutation of the same samples, a window as
+  // large as the data turns a shuffled epoch's many small random reads into one pass of large
+  // reads, and later epochs into memory copies (NoPFS's RAM stage, for data that fits). Blocks
+  // are never evicted; samples outside the window are read as without it. Direct datasets
+  // only (unfiltered); per reader, so ranks sharing a node each hold their own. 0: off.
+  std::uint64_t ram_window_bytes = 0;
 };
 
 // The shuffle and the sharding, as pure functions (identical on every rank and platform).
@@ -144,6 +152,7 @@ struct ReaderCounters {
   double read_seconds = 0;            // I/O thread time spent reading batches
   double stall_seconds = 0;           // caller time blocked in next()
   double last_stall_seconds = 0;      // the last next() call's wait
+  std::uint64_t window_bytes = 0;     // bytes held in the RAM window (ram_window_bytes)
 };
 
 class Reader;

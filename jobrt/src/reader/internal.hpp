@@ -99,6 +99,9 @@ struct File {
   } map;
   std::uint64_t first = 0, count = 0;  // global sample range
   std::vector<FileDataset> ds;         // one per dataset, in options order
+  std::uint64_t size = 0;              // bytes, at open
+  // ram_window_bytes: the file's blocks held in memory (null: not loaded), by offset / block.
+  std::vector<std::unique_ptr<std::byte[]>> window;
 };
 
 // The logical dataset: every file, validated.
@@ -116,6 +119,8 @@ class Source {
   // Reads the samples SORTED_UNIQUE (ascending global ids) into OUT[d] (row i = the i-th id).
   // Returns the bytes read. Throws DataError naming file and dataset.
   std::uint64_t read(const std::vector<std::uint64_t>& sorted_unique, const std::vector<std::byte*>& out);
+  // Bytes held in the RAM window (ReaderOptions::ram_window_bytes).
+  std::uint64_t window_bytes() const noexcept { return window_used_; }
   // Clairvoyance: asks the kernel to start reading these samples' bytes (direct datasets
   // only; posix_fadvise WILLNEED), so a later read() finds them in the page cache.
   void advise(const std::vector<std::uint64_t>& sorted_unique);
@@ -137,6 +142,12 @@ class Source {
   };
   void plan_direct(File& f, std::size_t d, const std::vector<std::pair<std::uint64_t, std::uint64_t>>& runs, std::byte* dst);
   void pread_all(File& f, std::size_t d, std::byte* dst, std::uint64_t len, std::uint64_t off);
+  // The RAM window: loads the blocks the planned groups need while the budget lasts; a group
+  // whose span lies in loaded blocks is then served from memory.
+  void fill_window();
+  bool in_window(const File& f, std::uint64_t off, std::uint64_t len) const;
+  void copy_from_window(const File& f, std::uint64_t off, std::uint64_t len, std::byte* dst) const;
+  std::uint64_t window_budget_ = 0, window_used_ = 0, window_block_ = 0;
   std::vector<Seg> segs_;
   std::vector<Group> groups_;
   std::vector<std::vector<std::byte>> scratch_;  // per worker, for gap-merged reads

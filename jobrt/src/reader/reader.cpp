@@ -107,6 +107,7 @@ struct Reader::Impl {
     std::lock_guard lk(mu);
     counters.bytes_read += bytes;
     counters.read_seconds += t;
+    counters.window_bytes = src->window_bytes();
     // Under mu with the counters, so that counters() read before and after a snapshot bound it.
     monitor::record_io(bytes, static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(dt).count()));
   }

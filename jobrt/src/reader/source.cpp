@@ -113,7 +113,13 @@ ElementType element_type(hid_t type, const std::string& file, const std::string&
 }  // namespace
 
 Source::Source(const std::vector<std::string>& paths, const std::vector<std::string>& display, const ReaderOptions& o)
-    : names_(o.datasets), batch_(std::max<std::size_t>(o.batch_size, 1)), io_threads_(std::max(o.io_threads, 1u)) {
+    : window_budget_(o.ram_window_bytes),
+      names_(o.datasets),
+      batch_(std::max<std::size_t>(o.batch_size, 1)),
+      io_threads_(std::max(o.io_threads, 1u)) {
+  // Blocks of 8 MiB (large sequential reads), smaller for a small window so it still holds
+  // several; multiples of 4 KiB.
+  window_block_ = std::clamp<std::uint64_t>(window_budget_ / 16, 4096, 8u << 20) / 4096 * 4096;
   if (paths.empty()) throw DataError("", "", "no files given");
   if (names_.empty()) throw DataError("", "", "no datasets given");
   for (std::size_t i = 0; i < names_.size(); ++i) {
@@ -152,6 +158,7 @@ void Source::open_file(File& f, const ReaderOptions& o, std::size_t index) {
   f.fd.reset(::open(f.path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!f.fd) throw DataError(name, "", std::string("cannot open: ") + std::strerror(errno));
   const auto file_size = static_cast<std::uint64_t>(st.st_size);
+  f.size = file_size;
 
   f.ds.resize(names_.size());
   for (std::size_t d = 0; d < names_.size(); ++d) {
@@ -309,10 +316,15 @@ std::uint64_t Source::read(const std::vector<std::uint64_t>& ids, const std::vec
   if (!groups_.empty()) {
     if (!pool_) pool_ = std::make_unique<IoPool>(io_threads_);
     if (scratch_.size() < pool_->threads()) scratch_.resize(pool_->threads());
+    if (window_budget_ > 0) fill_window();
     pool_->run(groups_.size(), [this](std::size_t g, unsigned worker) {
       const Group& gr = groups_[g];
       if (gr.f->map.p) {
         for (std::size_t k = gr.first; k < gr.last; ++k) std::memcpy(segs_[k].dst, gr.f->map.p + segs_[k].off, segs_[k].len);
+        return;
+      }
+      if (!gr.f->window.empty() && in_window(*gr.f, gr.off, gr.span)) {
+        for (std::size_t k = gr.first; k < gr.last; ++k) copy_from_window(*gr.f, segs_[k].off, segs_[k].len, segs_[k].dst);
         return;
       }
       if (gr.last == gr.first + 1) {
@@ -327,6 +339,64 @@ std::uint64_t Source::read(const std::vector<std::uint64_t>& ids, const std::vec
     });
   }
   return total;
+}
+
+void Source::fill_window() {
+  // The blocks this batch's groups touch that are not loaded yet, while the budget lasts. They
+  // are never evicted: every epoch reads the same samples, so a loaded block keeps paying.
+  struct Load {
+    File* f;
+    std::size_t d;  // for an error message
+    std::uint64_t block, bytes;
+  };
+  std::vector<Load> loads;
+  for (const Group& gr : groups_) {
+    File& f = *gr.f;
+    if (f.map.p || f.size == 0 || gr.off >= f.size) continue;
+    if (f.window.empty()) f.window.resize((f.size + window_block_ - 1) / window_block_);
+    const std::uint64_t last = std::min<std::uint64_t>((gr.off + gr.span - 1) / window_block_, f.window.size() - 1);
+    for (std::uint64_t b = gr.off / window_block_; b <= last; ++b) {
+      if (f.window[b]) continue;
+      const std::uint64_t bytes = std::min(window_block_, f.size - b * window_block_);
+      if (window_used_ + bytes > window_budget_) break;
+      // Reserve it now, so a block two groups share is read once.
+      f.window[b].reset(new std::byte[bytes]);
+      window_used_ += bytes;
+      loads.push_back({&f, gr.d, b, bytes});
+    }
+  }
+  if (loads.empty()) return;
+  try {
+    pool_->run(loads.size(), [&](std::size_t i, unsigned) {
+      const Load& l = loads[i];
+      pread_all(*l.f, l.d, l.f->window[l.block].get(), l.bytes, l.block * window_block_);
+    });
+  } catch (...) {
+    // A block that failed is not kept (it may be partly read); the others were read whole.
+    for (const Load& l : loads) {
+      l.f->window[l.block].reset();
+      window_used_ -= l.bytes;
+    }
+    throw;
+  }
+}
+
+bool Source::in_window(const File& f, std::uint64_t off, std::uint64_t len) const {
+  if (len == 0 || off + len > f.size) return false;
+  for (std::uint64_t b = off / window_block_, last = (off + len - 1) / window_block_; b <= last; ++b)
+    if (!f.window[b]) return false;
+  return true;
+}
+
+void Source::copy_from_window(const File& f, std::uint64_t off, std::uint64_t len, std::byte* dst) const {
+  while (len > 0) {
+    const std::uint64_t b = off / window_block_, within = off % window_block_;
+    const std::uint64_t take = std::min(len, window_block_ - within);
+    std::memcpy(dst, f.window[b].get() + within, take);
+    dst += take;
+    off += take;
+    len -= take;
+  }
 }
 
 void Source::advise(const std::vector<std::uint64_t>& ids) {
