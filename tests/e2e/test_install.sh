@@ -50,3 +50,24 @@ got=$(SLUICE_PLACEMENT=$record SLURM_LOCALID=3 "$out/pkgconfig-c/whereami-c")
 echo "  | $got"
 [[ $got == *"local task 3 of 4: gpus 3, nics mlx5_3, cpus 136-175"* ]]
 echo "PASS: C API through pkg-config reads the placement record"
+
+# The reader through pkg-config too (MPI-free header): a program reading a sluice-mkdata file.
+cat >"$out/pkgconfig-c/read.cpp" <<'EOF'
+#include <sluice/reader.hpp>
+#include <cstdio>
+int main(int, char** argv) {
+  sluice::reader::ReaderOptions o;
+  o.files = {argv[1]};
+  o.batch_size = 8;
+  o.use_staged = false;
+  sluice::reader::Reader r(o);
+  const auto b = r.next();
+  std::printf("%llu samples, first batch of %zu\n", static_cast<unsigned long long>(r.samples()), b.size());
+}
+EOF
+g++ -o "$out/pkgconfig-c/read" "$out/pkgconfig-c/read.cpp" $(pkg-config --cflags --libs sluice)
+"$prefix/bin/sluice-mkdata" --out "$out/pkgconfig-c/d.h5" --samples 40 --shape 4 >/dev/null
+got=$(env -u LD_LIBRARY_PATH "$out/pkgconfig-c/read" "$out/pkgconfig-c/d.h5")
+echo "  | $got"
+[[ $got == "40 samples, first batch of 8" ]]
+echo "PASS: the reader through pkg-config reads a sluice-mkdata file"
