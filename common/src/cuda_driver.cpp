@@ -51,6 +51,8 @@ struct Driver::Api {
   CUresult (*ctx_set)(Context);
   CUresult (*host_alloc)(void**, std::size_t, unsigned);
   CUresult (*host_free)(void*);
+  CUresult (*device_alloc)(CUdeviceptr*, std::size_t);
+  CUresult (*device_free)(CUdeviceptr);
   CUresult (*stream_create)(Stream*, unsigned);
   CUresult (*stream_destroy)(Stream);
   CUresult (*stream_sync)(Stream);
@@ -79,6 +81,8 @@ std::optional<Driver> Driver::load(const std::string& path) {
   sym(api->ctx_set, "cuCtxSetCurrent");
   sym(api->host_alloc, "cuMemHostAlloc");
   sym(api->host_free, "cuMemFreeHost");
+  sym(api->device_alloc, "cuMemAlloc_v2");
+  sym(api->device_free, "cuMemFree_v2");
   sym(api->stream_create, "cuStreamCreate");
   sym(api->stream_destroy, "cuStreamDestroy_v2");
   sym(api->stream_sync, "cuStreamSynchronize");
@@ -165,6 +169,13 @@ void* Driver::host_alloc(std::size_t bytes) const {
   return p;
 }
 void Driver::host_free(void* p) const noexcept { api_->host_free(p); }
+void* Driver::device_alloc(std::size_t bytes) const {
+  CUdeviceptr p = 0;
+  const std::string what = "device buffer of " + std::to_string(bytes) + " bytes";
+  check(api_->device_alloc(&p, bytes), "cuMemAlloc", what.c_str());
+  return reinterpret_cast<void*>(p);
+}
+void Driver::device_free(void* p) const noexcept { api_->device_free(reinterpret_cast<CUdeviceptr>(p)); }
 
 Stream Driver::stream_create() const {
   Stream s = nullptr;

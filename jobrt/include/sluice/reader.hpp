@@ -103,6 +103,13 @@ struct ReaderOptions {
   // are never evicted; samples outside the window are read as without it. Direct datasets
   // only (unfiltered); per reader, so ranks sharing a node each hold their own. 0: off.
   std::uint64_t ram_window_bytes = 0;
+  // CUDA: every batch is also copied to device memory, in the CUDA context current on the
+  // thread that creates the Reader (cudaSetDevice first). The batch buffers are then pinned
+  // host memory; the I/O thread queues each batch's copy on its own stream right after reading
+  // it, so copies overlap the next reads, and next() hands out a batch once its copy is done:
+  // Batch::device_data(d). The driver is loaded at run time (libcuda.so.1); without it, or
+  // without a current context, the constructor throws InvalidArgument.
+  bool copy_to_device = false;
 };
 
 // The shuffle and the sharding, as pure functions (identical on every rank and platform).
@@ -178,6 +185,9 @@ class Batch {
   // All samples of dataset D (index into Reader::datasets()): size() x sample_bytes bytes.
   std::span<const std::byte> data(std::size_t d) const;
   std::span<const std::byte> sample(std::size_t d, std::size_t i) const;
+  // copy_to_device: dataset D's samples in device memory (size() x sample_bytes, the same
+  // bytes as data(d)), valid while the Batch lives. Throws InvalidArgument without it.
+  const void* device_data(std::size_t d) const;
   // As T (sizeof(T) must equal the element size; the bytes are the file's, no conversion).
   template <typename T>
   std::span<const T> as(std::size_t d) const {

@@ -4,6 +4,7 @@
 // (docs/telemetry.md, "Recorded automatically").
 #include "internal.hpp"
 
+#include <sluice/common/cuda_driver.hpp>
 #include <sluice/monitor/recorder.hpp>
 
 #include <algorithm>
@@ -23,8 +24,15 @@ struct Batch::Slot {
   std::uint64_t epoch = 0, step = 0;
   std::vector<std::uint64_t> ids;
   std::vector<std::uint8_t> padded;
-  std::vector<std::vector<std::byte>> data;  // per dataset: B x sample_bytes
+  std::vector<std::span<std::byte>> data;  // per dataset: B x sample_bytes, in heap or pinned
   std::vector<std::size_t> sample_bytes;
+  std::vector<std::vector<std::byte>> heap;  // the buffers, without copy_to_device
+  // copy_to_device: every dataset's buffer in one pinned block, the same layout on the device,
+  // and the event recorded after the batch's copy (next() waits for it).
+  cuda::PinnedBuffer pinned;
+  cuda::DeviceBuffer device;
+  std::vector<std::size_t> offset;  // per dataset, into pinned and device
+  cuda::UniqueEvent copied;
 };
 
 namespace {
@@ -50,6 +58,11 @@ struct Reader::Impl {
   bool stop = false;
   ReaderCounters counters;
   std::thread io;
+  // copy_to_device: the driver, the creating thread's context (made current on the I/O
+  // thread) and the I/O thread's stream.
+  const cuda::Driver* cuda = nullptr;
+  cuda::Context context = nullptr;
+  cuda::UniqueStream stream;
 
   // I/O thread only.
   std::uint64_t order_epoch = ~0ull;
@@ -68,6 +81,11 @@ struct Reader::Impl {
     }
     cv.notify_all();
     if (io.joinable()) io.join();
+    // Copies still queued read the pinned buffers: finish them before those are freed.
+    if (stream) try {
+        cuda->stream_synchronize(stream.get());
+      } catch (...) {
+      }
   }
 
   void fill(Batch::Slot& s) {
@@ -91,7 +109,7 @@ struct Reader::Impl {
       row_of.push_back(unique.size() - 1);
     }
     std::vector<std::byte*> out;
-    for (auto& d : s.data) out.push_back(d.data());
+    for (auto d : s.data) out.push_back(d.data());
     const auto t0 = Clock::now();
     const std::uint64_t bytes = src->read(unique, out);
     const auto dt = Clock::now() - t0;
@@ -102,6 +120,11 @@ struct Reader::Impl {
           if (row_of[k] != k)
             std::memmove(s.data[d].data() + k * s.sample_bytes[d], s.data[d].data() + row_of[k] * s.sample_bytes[d],
                          s.sample_bytes[d]);
+    }
+    if (cuda) {  // every dataset's rows in one copy (a batch always has B rows)
+      const std::size_t block = s.offset.back() + s.data.back().size();
+      cuda->copy_to_device_async(s.device.get(), s.pinned.get(), block, stream.get());
+      cuda->event_record(s.copied.get(), stream.get());
     }
     if (opt.advise_ahead > 0) advise_after(s.epoch, s.step);
     std::lock_guard lk(mu);
@@ -131,6 +154,14 @@ struct Reader::Impl {
   }
 
   void run() {
+    if (cuda) try {
+        cuda->set_current_context(context);  // the copies go to the creating thread's device
+      } catch (...) {
+        std::lock_guard lk(mu);
+        error = std::current_exception();
+        cv.notify_all();
+        return;
+      }
     for (;;) {
       Batch::Slot* s = nullptr;
       {
@@ -210,6 +241,14 @@ std::span<const std::byte> Batch::sample(std::size_t d, std::size_t i) const {
   if (i >= size()) throw InvalidArgument("sluice reader: sample " + std::to_string(i) + " out of range");
   return b.subspan(i * slot_->sample_bytes[d], slot_->sample_bytes[d]);
 }
+const void* Batch::device_data(std::size_t d) const {
+  if (!slot_) throw InvalidArgument("sluice reader: empty Batch");
+  if (!slot_->device) throw InvalidArgument("sluice reader: device_data: the reader was not opened with copy_to_device");
+  if (d >= slot_->data.size())
+    throw InvalidArgument("sluice reader: dataset index " + std::to_string(d) + " out of range (" +
+                          std::to_string(slot_->data.size()) + " datasets)");
+  return static_cast<const std::byte*>(slot_->device.get()) + slot_->offset[d];
+}
 void Batch::check_element_size(std::size_t d, std::size_t size) const {
   const auto& info = slot_->src->infos()[d];
   if (info.type.bytes != size)
@@ -274,15 +313,41 @@ Reader::Reader(ReaderOptions o) : impl_(std::make_shared<Impl>()) {
                         std::to_string(o.batch_size) + " with drop_last (use Remainder::Pad or a smaller batch)");
   m.opt = std::move(o);
   m.prod_epoch = m.cons_epoch = m.opt.start_epoch;
+  if (m.opt.copy_to_device) {
+    m.cuda = cuda::Driver::process();
+    if (!m.cuda)
+      throw InvalidArgument("sluice reader: copy_to_device: no CUDA driver (libcuda.so.1 is not there, or cuInit found "
+                            "no GPU)");
+    m.context = m.cuda->current_context();
+    if (!m.context)
+      throw InvalidArgument("sluice reader: copy_to_device: no CUDA context is current on the thread creating the "
+                            "reader (call cudaSetDevice first)");
+    m.stream = cuda::UniqueStream(*m.cuda, m.cuda->stream_create());
+  }
   // depth ready batches, plus two the caller may hold (the one in use and the next).
   const std::size_t nslots = m.opt.prefetch_depth + 2;
   for (std::size_t i = 0; i < nslots; ++i) {
     auto s = std::make_unique<Batch::Slot>();
     s->src = m.src.get();
     s->impl = &m;
+    std::size_t total = 0;
     for (const auto& info : m.src->infos()) {
-      s->data.emplace_back(m.opt.batch_size * info.sample_bytes);
+      s->offset.push_back(total);
       s->sample_bytes.push_back(info.sample_bytes);
+      total += m.opt.batch_size * info.sample_bytes;
+    }
+    if (m.cuda) {
+      s->pinned = cuda::PinnedBuffer(*m.cuda, m.cuda->host_alloc(total));
+      s->device = cuda::DeviceBuffer(*m.cuda, m.cuda->device_alloc(total));
+      s->copied = cuda::UniqueEvent(*m.cuda, m.cuda->event_create());
+      auto* base = static_cast<std::byte*>(s->pinned.get());
+      for (std::size_t d = 0; d < s->offset.size(); ++d)
+        s->data.emplace_back(base + s->offset[d], m.opt.batch_size * s->sample_bytes[d]);
+    } else {
+      for (std::size_t d = 0; d < s->offset.size(); ++d) {
+        s->heap.emplace_back(m.opt.batch_size * s->sample_bytes[d]);
+        s->data.emplace_back(s->heap.back().data(), s->heap.back().size());
+      }
     }
     m.free.push_back(s.get());
     m.slots.push_back(std::move(s));
@@ -327,6 +392,11 @@ Batch Reader::next() {
   if (m.cons_step == m.steps) {
     m.cons_step = 0;
     ++m.cons_epoch;
+  }
+  if (m.cuda) {  // the batch's copy to the device, queued by the I/O thread, must be complete
+    lk.unlock();
+    m.cuda->event_synchronize(b.slot_->copied.get());
+    lk.lock();
   }
   const auto waited_for = Clock::now() - t0;
   const double stall = seconds(waited_for);

@@ -59,6 +59,8 @@ class Driver {
 
   void* host_alloc(std::size_t bytes) const;  // pinned, portable (cuMemHostAlloc)
   void host_free(void* p) const noexcept;
+  void* device_alloc(std::size_t bytes) const;  // in the current context (cuMemAlloc)
+  void device_free(void* p) const noexcept;
   Stream stream_create() const;  // non-blocking
   void stream_destroy(Stream s) const noexcept;
   void stream_synchronize(Stream s) const;
@@ -127,6 +129,7 @@ class Owned {
   T h_{};
 };
 using PinnedBuffer = Owned<void*, &Driver::host_free>;
+using DeviceBuffer = Owned<void*, &Driver::device_free>;
 using UniqueStream = Owned<Stream, &Driver::stream_destroy>;
 using UniqueEvent = Owned<Event, &Driver::event_destroy>;
 
