@@ -7,9 +7,12 @@
 #include <sqlite3.h>
 #include <dirent.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
+#include <cstring>
 #include <map>
 #include <system_error>
 #include <unordered_map>
@@ -132,7 +135,50 @@ std::optional<std::string> job_key_of_record(std::string_view name) {
   return std::string(id);
 }
 
-fs::path default_index_path(const fs::path& telemetry_dir) { return telemetry_dir / kIndexFileName; }
+fs::path default_index_path(const fs::path& telemetry_dir) {
+  fs::path cache;
+  if (const char* x = std::getenv("XDG_CACHE_HOME"); x && *x == '/') cache = x;
+  else if (const char* h = std::getenv("HOME"); h && *h == '/') cache = fs::path(h) / ".cache";
+  else
+    throw IndexError((telemetry_dir / "?").string(), "",
+                     "no per-user cache directory for the index (HOME and XDG_CACHE_HOME unset): give --index FILE");
+  std::error_code ec;
+  const fs::path dir = fs::weakly_canonical(telemetry_dir, ec);
+  const std::string key = (ec ? telemetry_dir : dir).string();
+  std::uint64_t h = 0xcbf29ce484222325ull;  // FNV-1a: a stable name per directory
+  for (unsigned char c : key) h = (h ^ c) * 0x100000001b3ull;
+  const fs::path where = cache / "sluice";
+  fs::create_directories(where, ec);
+  if (ec) throw IndexError(where.string(), "", "cannot create the index directory: " + ec.message());
+  ::chmod(where.c_str(), 0700);
+  return where / fmt::format("index-{:016x}.sqlite", h);
+}
+
+namespace {
+// The index is trusted (its rows become the report): it must be the caller's own regular
+// file, not a link and not writable by others. A missing file is created by SQLite.
+void check_index_file(const fs::path& file) {
+  struct stat st {};
+  if (::lstat(file.c_str(), &st) != 0) {
+    if (errno == ENOENT) return;
+    throw IndexError(file.string(), "", std::string("cannot stat the index: ") + std::strerror(errno));
+  }
+  std::string why;
+  if (S_ISLNK(st.st_mode)) why = "it is a symbolic link";
+  else if (!S_ISREG(st.st_mode)) why = "it is not a regular file";
+  else if (st.st_uid != ::geteuid()) why = "it belongs to uid " + std::to_string(st.st_uid) + ", not to you";
+  else if (st.st_mode & 022) why = "others may write it (mode " + fmt::format("{:o}", st.st_mode & 07777) + ")";
+  if (!why.empty())
+    throw IndexError(file.string(), "", "refusing to use the index: " + why + "; remove it, or give --index FILE");
+}
+
+// "name" with its double quotes doubled: an SQL identifier from the file itself.
+std::string quoted_identifier(const std::string& name) {
+  std::string q = "\"";
+  for (char c : name) q += c == '"' ? std::string("\"\"") : std::string(1, c);
+  return q + "\"";
+}
+}  // namespace
 
 std::optional<FileStamp> file_stamp(const fs::path& p) {
   struct stat st{};
@@ -224,8 +270,10 @@ struct JobIndex::Cache {
 };
 
 JobIndex::JobIndex(fs::path db_file) : file_(std::move(db_file)) {
+  check_index_file(file_);
   sqlite3* db = nullptr;
-  const int rc = sqlite3_open_v2(file_.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr);
+  const int rc =
+      sqlite3_open_v2(file_.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOFOLLOW, nullptr);
   db_.reset(db);  // closed even when the open failed
   if (rc != SQLITE_OK) {
     const int err = sqlite3_system_errno(db);
@@ -237,10 +285,14 @@ JobIndex::JobIndex(fs::path db_file) : file_(std::move(db_file)) {
   // The rollback journal (not WAL) keeps the file usable on network file systems, whose
   // shared-memory locking WAL cannot rely on.
   sqlite3_busy_timeout(db_.get(), 120000);
+  // Whatever the file holds, it cannot reach other files (ATTACH) nor run what its schema
+  // says (triggers, views calling functions).
+  sqlite3_limit(db_.get(), SQLITE_LIMIT_ATTACHED, 0);
+  sqlite3_db_config(db_.get(), SQLITE_DBCONFIG_DEFENSIVE, 1, nullptr);
+  exec("PRAGMA trusted_schema = OFF");
   exec("PRAGMA synchronous = NORMAL");
-  // The report scans the whole jobs table a few times: map the file rather than read() it page
-  // by page, and keep what was read (64 MiB).
-  exec("PRAGMA mmap_size = 1073741824");
+  // Read, not mapped: a file shrunk under a mapping (NFS) would be SIGBUS. A large page cache
+  // (64 MiB) serves the report's scans of the jobs table.
   exec("PRAGMA cache_size = -65536");
   exec("PRAGMA temp_store = MEMORY");
   if (schema_version() != kIndexSchemaVersion) {
@@ -257,7 +309,7 @@ JobIndex::JobIndex(fs::path db_file) : file_(std::move(db_file)) {
         Statement q = prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'");
         while (q.step()) tables.push_back(q.text(0));
       }
-      for (const auto& t : tables) exec("DROP TABLE IF EXISTS \"" + t + "\"");
+      for (const auto& t : tables) exec("DROP TABLE IF EXISTS " + quoted_identifier(t));
       create_schema();
       commit();
     } catch (...) {

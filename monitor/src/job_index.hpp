@@ -29,8 +29,6 @@ struct sqlite3_stmt;
 
 namespace sluice::monitor::report {
 
-// "TELEMETRY_DIR/.sluice-index.sqlite" unless --index says otherwise.
-inline constexpr const char* kIndexFileName = ".sluice-index.sqlite";
 // Bumped whenever a table changes; a database of another version is rebuilt.
 inline constexpr int kIndexSchemaVersion = 1;
 
@@ -185,7 +183,11 @@ class JobIndex {
 // the telemetry directory before put_*); std::nullopt when it is missing or not a regular file.
 std::optional<FileStamp> file_stamp(const std::filesystem::path& file);
 
-// TELEMETRY_DIR/.sluice-index.sqlite
+// The caller's own index of TELEMETRY_DIR: ${XDG_CACHE_HOME:-$HOME/.cache}/sluice/
+// index-<hash of the directory's canonical path>.sqlite (the directory created, mode 0700).
+// Per user, never in the shared (mode 1777) telemetry directory: a file there could be
+// planted by anyone (a link, or a database whose contents the report would trust). Throws
+// IndexError when neither variable gives a directory.
 std::filesystem::path default_index_path(const std::filesystem::path& telemetry_dir);
 
 }  // namespace sluice::monitor::report

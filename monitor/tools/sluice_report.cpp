@@ -147,9 +147,8 @@ int run_cluster(const ClusterArgs& a) {
     stats = index->update(dir);
   } catch (const rep::IndexError& e) {
     std::fprintf(stderr,
-                 "sluice-report: %s\n  (the index must be writable: give --index FILE in a directory you can write, "
-                 "e.g. --index ~/.cache/sluice-index.sqlite; a damaged index can be deleted, it is rebuilt from the "
-                 "files)\n",
+                 "sluice-report: %s\n  (the index must be your own, writable file: give --index FILE in a directory "
+                 "only you can write; a damaged index can be deleted, it is rebuilt from the files)\n",
                  e.what());
     return kExitData;
   }
@@ -229,7 +228,8 @@ int main(int argc, char** argv) {
       "utilization is known), GPU-hours of idle GPUs (mean utilization < 5 %), input-bound jobs (data wait >= 20 % "
       "of step time), a table per user, account or partition, the largest wasters (allocated - used), and "
       "GPU-hours per hour, day or week. A job's GPU-hours are clipped to the window; a running job counts up to "
-      "now. The figures come from an SQLite index (default DIR/.sluice-index.sqlite), brought up to date at every "
+      "now. The figures come from an SQLite index (default: your own, ~/.cache/sluice/index-<hash of DIR>.sqlite), "
+      "brought up to date at every "
       "run by reading only the job files and records that are new or changed. Files that cannot be read (damaged, "
       "truncated, foreign) are skipped and listed; the report covers the rest.");
   cluster->add_option("-d,--dir", ca.dir, "the telemetry directory (default: $SLUICE_TELEMETRY_DIR)")->type_name("DIR");
@@ -248,8 +248,8 @@ int main(int argc, char** argv) {
       ->type_name("FORMAT")
       ->check(CLI::IsMember({"text", "csv", "json", "html"}));
   cluster->add_option("--index", ca.index,
-                      "the SQLite index file (default DIR/.sluice-index.sqlite); give one in a writable place when "
-                      "the telemetry directory is read-only for you")
+                      "the SQLite index file (default ${XDG_CACHE_HOME:-~/.cache}/sluice/index-<hash of DIR>.sqlite); "
+                      "it must be yours and not writable by others (a link or someone else's file is refused)")
       ->type_name("FILE");
   cluster->add_option("--top", ca.top, "how many of the largest wasters to list (default 10)")
       ->type_name("N")
@@ -261,7 +261,7 @@ int main(int argc, char** argv) {
       "  sluice-report cluster --dir /lustre/telemetry                        # the last 7 days, by user\n"
       "  sluice-report cluster --since 2026-11-01 --until 2026-12-01 --by account --format csv\n"
       "  sluice-report cluster --since now-30d --format html -o cluster.html   # one self-contained page\n"
-      "  sluice-report cluster --dir /lustre/telemetry --index ~/.cache/sluice-index.sqlite\n\n"
+      "  sluice-report cluster --dir /lustre/telemetry --index /var/lib/sluice/index.sqlite\n\n"
       "ENVIRONMENT\n"
       "  SLUICE_TELEMETRY_DIR  the telemetry directory when --dir is not given\n\n"
       "EXIT STATUS\n"

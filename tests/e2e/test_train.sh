@@ -71,6 +71,10 @@ rep=$(runuser -u sluice -- "$report" job "$full" --dir "$tdir" --format json)
 check "sluice-report job: 4 ranks, 4 x 192 steps, a data-wait share, COMPLETED" test "$(field "$rep" \
   'd["ranks"] == 4 and d["steps"] == 4 * 192 and d["data_wait_fraction"] is not None and d["slurm_state"] == "COMPLETED"')" = True
 "$report" job "$full" --dir "$tdir" | sed 's/^/  | /' | head -30
+# The admin's view: the cluster report (the user's own index, in their home) counts the job.
+cl=$(runuser -u sluice -- "$report" cluster --dir "$tdir" --since now-1h --format json)
+check "sluice-report cluster: the user's group has the job and its allocated GPU-hours" test "$(field "$cl" \
+  '[g["jobs"] >= 1 and g["gpu_hours_allocated"] > 0 for g in d["groups"] if g["name"] == "sluice"] == [True]')" = True
 
 # --- resume: stop at step 100, resume from the staged-out checkpoint ---------------------
 half=$(submit EPOCHS=4 STOP_AFTER=100)

@@ -342,3 +342,52 @@ BOOST_AUTO_TEST_CASE(concurrent_updates_do_not_corrupt_the_index) {
   BOOST_TEST(ix.job_count() == 23);
   BOOST_TEST(ix.update(dir).files_read == 0u);
 }
+
+// The index is trusted; a file someone else could have planted is refused, not opened.
+BOOST_AUTO_TEST_CASE(a_planted_index_is_refused) {
+  const fs::path dir = fresh_dir("planted");
+  const fs::path target = dir / "someone-elses.sqlite";
+  { rep::JobIndex other(target); }
+  fs::create_symlink(target, dir / "link.sqlite");
+  auto refused = [](const fs::path& f, const std::string& why) {
+    try {
+      rep::JobIndex ix(f);
+      BOOST_ERROR("opened " << f);
+    } catch (const rep::IndexError& e) {
+      BOOST_TEST(std::string(e.what()).find(why) != std::string::npos, e.what());
+    }
+  };
+  refused(dir / "link.sqlite", "symbolic link");
+  fs::permissions(target, fs::perms::others_write, fs::perm_options::add);
+  refused(target, "others may write it");
+  fs::create_directory(dir / "a-directory");
+  refused(dir / "a-directory", "not a regular file");
+}
+
+// Table names come from the file: a name that tries to end the DROP statement and run its
+// own (ATTACH a new file) is dropped as a name, nothing else runs.
+BOOST_AUTO_TEST_CASE(table_names_from_the_file_cannot_inject_sql) {
+  const fs::path dir = fresh_dir("inject");
+  const fs::path file = dir / "ix.sqlite", planted = dir / "planted.db";
+  {
+    rep::JobIndex ix(file);
+    ix.exec("UPDATE meta SET value = 0 WHERE key = 'schema_version'");
+    ix.exec("CREATE TABLE \"a\"\"; ATTACH DATABASE '" + planted.string() + "' AS p; CREATE TABLE p.t(x); --\"(x)");
+  }
+  rep::JobIndex ix(file);  // another schema version: every table is dropped and rebuilt
+  BOOST_TEST(ix.schema_version() == rep::kIndexSchemaVersion);
+  BOOST_TEST(!fs::exists(planted));
+  BOOST_CHECK_THROW(ix.exec("ATTACH DATABASE '" + planted.string() + "' AS q"), rep::IndexError);  // ATTACH is off
+  BOOST_TEST(!fs::exists(planted));
+}
+
+// The default index is the caller's own, outside the shared telemetry directory.
+BOOST_AUTO_TEST_CASE(the_default_index_is_per_user) {
+  const fs::path dir = fresh_dir("default");
+  const fs::path ix = rep::default_index_path(dir);
+  BOOST_TEST(ix.parent_path().filename() == "sluice");
+  BOOST_TEST(ix.string().find(dir.string()) == std::string::npos, ix.string());
+  BOOST_TEST(rep::default_index_path(dir) == ix);                     // stable
+  BOOST_TEST(rep::default_index_path(dir / "other") != ix);           // per directory
+  BOOST_TEST(((fs::status(ix.parent_path()).permissions() & fs::perms::others_all) == fs::perms::none));
+}
