@@ -8,6 +8,8 @@
 
 #include <sluice/common/error.hpp>
 
+#include <optional>
+
 extern "C" {
 #include <slurm/slurm.h>
 }
@@ -72,10 +74,19 @@ int job_prolog(spank_t) {
     bb_ready = false;
   }
   if (bb_ready && !request_error.empty()) {
-    staging::JobStageStatus s = *staging::load_job_status(staging::job_status_path(config.bb_root, job.job_id));
-    s.phase = staging::StagePhase::Failed;
-    s.error = "bad staging request: " + request_error;
-    staging::save_job_status(config.bb_root, s);
+    // The tasks read this status and fail with the reason; a status that cannot be written
+    // is the node's fault, logged like the others above.
+    try {
+      std::optional<staging::JobStageStatus> s =
+          staging::load_job_status(staging::job_status_path(config.bb_root, job.job_id));
+      if (!s) throw Error("the staging status record is missing");
+      s->phase = staging::StagePhase::Failed;
+      s->error = "bad staging request: " + request_error;
+      staging::save_job_status(config.bb_root, *s);
+    } catch (const std::exception& e) {
+      slurm_error("sluice: job %llu: cannot record its bad staging request (%s): %s",
+                  static_cast<unsigned long long>(job.job_id), request_error.c_str(), e.what());
+    }
   }
   const auto status = bb_ready ? stage_status(config, job.job_id) : std::nullopt;
   if (status && status->phase == staging::StagePhase::Failed)

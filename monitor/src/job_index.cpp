@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 #include <sqlite3.h>
 #include <dirent.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -527,7 +528,9 @@ UpdateStats JobIndex::update(const fs::path& telemetry_dir) {
         const std::optional<std::string> key = records ? job_key_of_record(name) : job_key_of_job_file(name);
         if (!key) continue;
         struct stat st{};
-        if (::fstatat(::dirfd(d.get()), e->d_name, &st, 0) != 0 || !S_ISREG(st.st_mode)) continue;
+        // Links are not followed: a link planted in the shared directory would make the report
+        // read (as its caller) a file its planter may not.
+        if (::fstatat(::dirfd(d.get()), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode)) continue;
         const FileStamp stamp{prefix + e->d_name, std::int64_t(st.st_size),
                               std::int64_t(st.st_mtim.tv_sec) * 1000000000 + std::int64_t(st.st_mtim.tv_nsec)};
         ++stats.files_seen;
@@ -556,13 +559,20 @@ UpdateStats JobIndex::update(const fs::path& telemetry_dir) {
       }
     };
     scan(telemetry_dir, "", false);
-    scan(job_record_dir(telemetry_dir), std::string(kJobRecordDirName) + "/", true);
+    // Records count only from a directory that root (or the caller) owns alone; otherwise they
+    // are all left out (as if removed) and the report says why.
+    std::error_code no_dir;
+    const fs::path record_dir = job_record_dir(telemetry_dir);
+    std::string untrusted;
+    if (!fs::exists(fs::symlink_status(record_dir, no_dir)) || trusted_record_dir(record_dir, &untrusted))
+      scan(record_dir, std::string(kJobRecordDirName) + "/", true);
     for (const auto& [path, k] : known) {  // not seen: removed
       forget_file(path);
       dirty.insert(k.key);
       ++stats.files_removed;
     }
     stats.notes = refresh_jobs(dirty);
+    if (!untrusted.empty()) stats.notes.insert(stats.notes.begin(), untrusted);
     stats.jobs_updated = dirty.size();
     commit();
   } catch (...) {

@@ -4,7 +4,13 @@
 
 #include <nlohmann/json.hpp>
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <fstream>
 #include <iterator>
 #include <set>
@@ -55,7 +61,8 @@ std::string to_json(const NodeJobRecord& r) {
 NodeJobRecord parse_node_record(const std::string& text, const std::string& file) {
   json j = json::parse(text, nullptr, false);
   if (j.is_discarded() || !j.is_object()) throw JobRecordError(file, "not a JSON object");
-  if (j.value("schema", json()).get<std::string>() != kJobRecordSchema)
+  const auto schema = j.find("schema");
+  if (schema == j.end() || !schema->is_string() || schema->get<std::string>() != kJobRecordSchema)
     throw JobRecordError(file, std::string("schema is not ") + kJobRecordSchema);
   NodeJobRecord r;
   try {
@@ -85,15 +92,31 @@ NodeJobRecord parse_node_record(const std::string& text, const std::string& file
 }
 
 NodeJobRecord read_node_record_file(const fs::path& file) {
-  std::ifstream in(file, std::ios::binary);
-  if (!in) throw JobRecordError(file.string(), "cannot be opened");
+  // The records directory sits in a directory every user may write: whatever is found under a
+  // record's name may be a link, a FIFO (an open that would block forever, as root in the
+  // epilog) or a forgery. Only regular files that root (the plugin) or the reader wrote count.
+  UniqueFd fd(::open(file.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
+  if (!fd) throw JobRecordError(file.string(), std::string("cannot be opened: ") + std::strerror(errno));
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) throw JobRecordError(file.string(), std::string("cannot stat: ") + std::strerror(errno));
+  if (!S_ISREG(st.st_mode)) throw JobRecordError(file.string(), "is not a regular file");
+  if (st.st_uid != 0 && st.st_uid != ::geteuid())
+    throw JobRecordError(file.string(), "belongs to uid " + std::to_string(st.st_uid) +
+                                            ", not root: not a record the SPANK plugin wrote");
   constexpr std::size_t kMaxBytes = 1 << 20;
-  std::string text;
-  text.resize(kMaxBytes + 1);
-  in.read(text.data(), static_cast<std::streamsize>(text.size()));
-  if (in.bad()) throw JobRecordError(file.string(), "cannot be read");
-  text.resize(static_cast<std::size_t>(in.gcount()));
-  if (text.size() > kMaxBytes) throw JobRecordError(file.string(), "is larger than 1 MiB");
+  if (static_cast<std::uint64_t>(st.st_size) > kMaxBytes) throw JobRecordError(file.string(), "is larger than 1 MiB");
+  std::string text(static_cast<std::size_t>(st.st_size) + 1, '\0');
+  std::size_t got = 0;
+  for (;;) {
+    const ssize_t n = ::read(fd.get(), text.data() + got, text.size() - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) throw JobRecordError(file.string(), std::string("cannot be read: ") + std::strerror(errno));
+    if (n == 0) break;
+    got += static_cast<std::size_t>(n);
+    if (got > kMaxBytes) throw JobRecordError(file.string(), "is larger than 1 MiB");
+    if (got == text.size()) text.resize(std::min(text.size() * 2, kMaxBytes + 1));
+  }
+  text.resize(got);
   return parse_node_record(text, file.string());
 }
 
@@ -156,11 +179,28 @@ double JobRecord::elapsed_s(std::int64_t now_unix_ms) const {
   return end > start_unix_ms ? static_cast<double>(end - start_unix_ms) / 1000.0 : 0.0;
 }
 
+bool trusted_record_dir(const fs::path& record_dir, std::string* why) {
+  struct stat st {};
+  std::string reason;
+  if (::lstat(record_dir.c_str(), &st) != 0) reason = std::strerror(errno);
+  else if (!S_ISDIR(st.st_mode)) reason = "not a directory (or a link)";
+  else if (st.st_uid != 0 && st.st_uid != ::geteuid()) reason = "belongs to uid " + std::to_string(st.st_uid) + ", not root";
+  else if (st.st_mode & 022) reason = "writable by others than its owner";
+  if (reason.empty()) return true;
+  if (why) *why = "the record directory " + quote_input(record_dir.string()) + ": " + reason + "; its records are not used";
+  return false;
+}
+
 std::optional<JobRecord> read_job_record(const fs::path& record_dir, std::uint64_t job_id,
                                          std::vector<std::string>* skipped) {
   const std::string prefix = "job-" + std::to_string(job_id) + ".";
   std::vector<NodeJobRecord> nodes;
   std::error_code ec;
+  if (!fs::exists(fs::symlink_status(record_dir, ec))) return std::nullopt;  // no record written yet
+  if (std::string why; !trusted_record_dir(record_dir, &why)) {
+    if (skipped) skipped->push_back(why);
+    return std::nullopt;
+  }
   fs::directory_iterator it(record_dir, ec);
   if (ec) {
     if (skipped && ec != std::errc::no_such_file_or_directory)

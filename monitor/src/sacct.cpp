@@ -53,7 +53,8 @@ std::optional<std::uint64_t> parse_sacct_memory(const std::string& text) {
     default: break;
   }
   const auto v = number<double>(t);
-  if (!v || *v < 0 || *v > 1e12) return std::nullopt;
+  // !(x >= 0) also refuses NaN; the product is kept below 2^64 (1.8e19) before converting.
+  if (!v || !(*v >= 0) || *v * static_cast<double>(unit) >= 1.8e19) return std::nullopt;
   return static_cast<std::uint64_t>(*v * static_cast<double>(unit));
 }
 

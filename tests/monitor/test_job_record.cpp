@@ -8,6 +8,7 @@
 
 #include <sluice/monitor/job_record.hpp>
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -215,6 +216,8 @@ BOOST_AUTO_TEST_CASE(sacct_lines_parse_and_fill_what_the_record_lacks) {
   BOOST_TEST(*rep::parse_sacct_memory("1.5T") == std::uint64_t(1.5 * double(1ull << 40)));
   BOOST_TEST(*rep::parse_sacct_memory("100") == 100ull << 20);
   BOOST_TEST(!rep::parse_sacct_memory("lots"));
+  BOOST_TEST(!rep::parse_sacct_memory("nan"));          // NaN and overflow are no request
+  BOOST_TEST(!rep::parse_sacct_memory("99999999T"));
 
   // Accounting says why the job ended (the record alone said ENDED_EARLY) and gives the
   // memory request, which lets the memory rule run.
@@ -274,4 +277,44 @@ BOOST_AUTO_TEST_CASE(a_record_ending_before_it_starts_is_skew_and_the_job_file_g
   const auto skew = std::find_if(r.notes.begin(), r.notes.end(), [](const auto& n) { return n.rule == "clock_skew"; });
   BOOST_REQUIRE(skew != r.notes.end());
   BOOST_TEST(skew->text.find("3.0 s before it starts") != std::string::npos, skew->text);
+}
+
+// records/ sits in a directory every user may write. What a user could plant there under a
+// record's name (a FIFO, a link, a file of their own) is refused at once, never waited on or
+// believed; a records/ directory others may write is not believed at all.
+BOOST_AUTO_TEST_CASE(planted_records_are_refused_without_blocking) {
+  TempDir t;
+  const fs::path dir = t.path / "records";
+  mon::write_node_record(dir, node("n1", 1000, 5000));
+  BOOST_REQUIRE(::mkfifo((dir / "job-812.n2.json").c_str(), 0644) == 0);  // an open would block
+  fs::create_symlink(dir / "job-812.n1.json", dir / "job-812.n3.json");
+  auto refused = [](const fs::path& f, const std::string& why) {
+    try {
+      (void)mon::read_node_record_file(f);
+      BOOST_ERROR("read " << f);
+    } catch (const mon::JobRecordError& e) {
+      BOOST_TEST(std::string(e.what()).find(why) != std::string::npos, e.what());
+    }
+  };
+  refused(dir / "job-812.n2.json", "not a regular file");
+  refused(dir / "job-812.n3.json", "cannot be opened");  // O_NOFOLLOW: ELOOP
+  if (::geteuid() == 0) {  // a file of another user's (root can make one)
+    write_text(dir / "job-812.n4.json", mon::to_json(node("n4", 1000, 5000)));
+    BOOST_REQUIRE(::chown((dir / "job-812.n4.json").c_str(), 65534, 65534) == 0);
+    refused(dir / "job-812.n4.json", "belongs to uid 65534");
+  }
+  std::vector<std::string> skipped;
+  const auto j = mon::read_job_record(dir, 812, &skipped);
+  BOOST_REQUIRE(j);
+  BOOST_TEST(j->nodes_recorded == std::vector<std::string>{"n1"});
+  BOOST_TEST(skipped.size() == (::geteuid() == 0 ? 3u : 2u));
+
+  fs::permissions(dir, fs::perms::others_write, fs::perm_options::add);
+  std::string why;
+  BOOST_TEST(!mon::trusted_record_dir(dir, &why));
+  BOOST_TEST(why.find("writable by others") != std::string::npos, why);
+  skipped.clear();
+  BOOST_TEST(!mon::read_job_record(dir, 812, &skipped));
+  BOOST_REQUIRE(skipped.size() == 1u);
+  BOOST_TEST(skipped[0].find("its records are not used") != std::string::npos, skipped[0]);
 }

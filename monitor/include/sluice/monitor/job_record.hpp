@@ -107,6 +107,12 @@ void write_node_record(const std::filesystem::path& record_dir, const NodeJobRec
 // are of different jobs.
 JobRecord merge_node_records(const std::vector<NodeJobRecord>& nodes);
 
+// Whether RECORD_DIR may be believed: a directory (not a link) of root's (the plugin's) or the
+// caller's, writable by its owner only. The telemetry directory around it is writable by
+// every user, who could otherwise create records/ first and fill it with forgeries. WHY (when
+// given) says what is wrong.
+bool trusted_record_dir(const std::filesystem::path& record_dir, std::string* why = nullptr);
+
 // Reads and merges every record of JOB_ID in RECORD_DIR; std::nullopt when there is none.
 // A record that cannot be read is skipped and described in `skipped` (when given).
 std::optional<JobRecord> read_job_record(const std::filesystem::path& record_dir, std::uint64_t job_id,
