@@ -70,6 +70,27 @@ class IoPool {
   std::exception_ptr error_;
 };
 
+// One block of the RAM window: anonymous memory aligned to 2 MiB and advised as huge pages,
+// so that copying samples out of it at random costs few TLB misses (the page cache the raw
+// read copies from is mapped with huge pages by the kernel).
+class WindowBlock {
+ public:
+  WindowBlock() = default;
+  explicit WindowBlock(std::size_t bytes);  // throws std::bad_alloc
+  WindowBlock(WindowBlock&& o) noexcept : p_(std::exchange(o.p_, nullptr)), mapped_(o.mapped_) {}
+  WindowBlock& operator=(WindowBlock&& o) noexcept;
+  WindowBlock(const WindowBlock&) = delete;
+  WindowBlock& operator=(const WindowBlock&) = delete;
+  ~WindowBlock();
+  std::byte* get() const noexcept { return p_; }
+  explicit operator bool() const noexcept { return p_ != nullptr; }
+  void reset() noexcept { *this = WindowBlock(); }
+
+ private:
+  std::byte* p_ = nullptr;
+  std::size_t mapped_ = 0;
+};
+
 // One dataset of one file.
 struct FileDataset {
   UniqueHid dset;
@@ -101,7 +122,7 @@ struct File {
   std::vector<FileDataset> ds;         // one per dataset, in options order
   std::uint64_t size = 0;              // bytes, at open
   // ram_window_bytes: the file's blocks held in memory (null: not loaded), by offset / block.
-  std::vector<std::unique_ptr<std::byte[]>> window;
+  std::vector<WindowBlock> window;
 };
 
 // The logical dataset: every file, validated.

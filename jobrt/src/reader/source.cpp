@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <new>
 
 namespace sluice::reader {
 
@@ -141,6 +142,41 @@ Source::Source(const std::vector<std::string>& paths, const std::vector<std::str
 }
 
 Source::~Source() = default;
+
+WindowBlock::WindowBlock(std::size_t bytes) {
+  constexpr std::size_t kHuge = 2u << 20;
+  if (bytes < kHuge) {  // a small window's block: ordinary pages (a huge one would be mostly waste)
+    const std::size_t size = (std::max<std::size_t>(bytes, 1) + 4095) / 4096 * 4096;
+    void* m = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED) throw std::bad_alloc();
+    p_ = static_cast<std::byte*>(m);
+    mapped_ = size;
+    return;
+  }
+  const std::size_t size = (bytes + kHuge - 1) / kHuge * kHuge;
+  // Map one huge page more, keep the aligned part, give back the rest.
+  void* m = ::mmap(nullptr, size + kHuge, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (m == MAP_FAILED) throw std::bad_alloc();
+  auto* base = static_cast<std::byte*>(m);
+  auto* aligned = reinterpret_cast<std::byte*>((reinterpret_cast<std::uintptr_t>(base) + kHuge - 1) / kHuge * kHuge);
+  if (aligned > base) ::munmap(base, static_cast<std::size_t>(aligned - base));
+  if (const std::size_t tail = static_cast<std::size_t>(base + size + kHuge - (aligned + size)); tail > 0)
+    ::munmap(aligned + size, tail);
+  ::madvise(aligned, size, MADV_HUGEPAGE);  // a hint: without THP it is ordinary memory
+  p_ = aligned;
+  mapped_ = size;
+}
+WindowBlock& WindowBlock::operator=(WindowBlock&& o) noexcept {
+  if (this != &o) {
+    if (p_) ::munmap(p_, mapped_);
+    p_ = std::exchange(o.p_, nullptr);
+    mapped_ = o.mapped_;
+  }
+  return *this;
+}
+WindowBlock::~WindowBlock() {
+  if (p_) ::munmap(p_, mapped_);
+}
 
 File::Mapping::~Mapping() {
   if (p) ::munmap(const_cast<std::byte*>(p), size);
@@ -353,14 +389,19 @@ void Source::fill_window() {
   for (const Group& gr : groups_) {
     File& f = *gr.f;
     if (f.map.p || f.size == 0 || gr.off >= f.size) continue;
-    if (f.window.empty()) f.window.resize((f.size + window_block_ - 1) / window_block_);
+    if (f.window.empty()) {
+      f.window.resize((f.size + window_block_ - 1) / window_block_);
+      // The window will hold the whole file: have the kernel read it front to back now (one
+      // sequential stream, as fast as the disk goes) while the blocks are copied in.
+      if (window_used_ + f.size <= window_budget_) ::posix_fadvise(f.fd.get(), 0, 0, POSIX_FADV_WILLNEED);
+    }
     const std::uint64_t last = std::min<std::uint64_t>((gr.off + gr.span - 1) / window_block_, f.window.size() - 1);
     for (std::uint64_t b = gr.off / window_block_; b <= last; ++b) {
       if (f.window[b]) continue;
       const std::uint64_t bytes = std::min(window_block_, f.size - b * window_block_);
       if (window_used_ + bytes > window_budget_) break;
       // Reserve it now, so a block two groups share is read once.
-      f.window[b].reset(new std::byte[bytes]);
+      f.window[b] = WindowBlock(bytes);
       window_used_ += bytes;
       loads.push_back({&f, gr.d, b, bytes});
     }
