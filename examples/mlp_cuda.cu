@@ -28,31 +28,20 @@ __device__ __forceinline__ std::size_t thread_index() {
   return static_cast<std::size_t>(blockIdx.x) * blockDim.x + threadIdx.x;
 }
 
-// Forward, hidden layer: hidden[s][j] = ReLU(b1[j] + sum_k W1[j][k] x[s][k]); one thread per (s, j).
-__global__ void hidden_kernel(const float* __restrict__ w1, const float* __restrict__ b1, const float* __restrict__ x,
-                              float* __restrict__ hidden, std::size_t b, std::size_t d, std::size_t h) {
+// A dense layer of the forward pass: out[s][o] = bias[o] + sum_k W[o][k] in[s][k], with ReLU for
+// the hidden layer; one thread per (s, o). Hidden: (W1, b1, x, D -> H, relu); logits: (W2, b2,
+// hidden, H -> C, no relu).
+__global__ void dense_kernel(const float* __restrict__ w, const float* __restrict__ bias, const float* __restrict__ in,
+                             float* __restrict__ out, std::size_t b, std::size_t in_dim, std::size_t out_dim,
+                             bool relu) {
   const std::size_t i = thread_index();
-  if (i >= b * h) return;
-  const std::size_t s = i / h, j = i % h;
-  const float* row = w1 + j * d;
-  const float* xs = x + s * d;
-  float acc = b1[j];
-  for (std::size_t k = 0; k < d; ++k) acc = mul_add(row[k], xs[k], acc);
-  hidden[i] = acc > 0 ? acc : 0.0f;  // ReLU
-}
-
-// Forward, output layer: logits[s][k] = b2[k] + sum_j W2[k][j] hidden[s][j]; one thread per (s, k).
-__global__ void logits_kernel(const float* __restrict__ w2, const float* __restrict__ b2,
-                              const float* __restrict__ hidden, float* __restrict__ logits, std::size_t b,
-                              std::size_t h, std::size_t c) {
-  const std::size_t i = thread_index();
-  if (i >= b * c) return;
-  const std::size_t s = i / c, k = i % c;
-  const float* row = w2 + k * h;
-  const float* hs = hidden + s * h;
-  float acc = b2[k];
-  for (std::size_t j = 0; j < h; ++j) acc = mul_add(row[j], hs[j], acc);
-  logits[i] = acc;
+  if (i >= b * out_dim) return;
+  const std::size_t s = i / out_dim, o = i % out_dim;
+  const float* row = w + o * in_dim;
+  const float* xs = in + s * in_dim;
+  float acc = bias[o];
+  for (std::size_t k = 0; k < in_dim; ++k) acc = mul_add(row[k], xs[k], acc);
+  out[i] = relu ? (acc > 0 ? acc : 0.0f) : acc;
 }
 
 // Softmax and loss, one thread per sample s; in place in PROBS (the logits on entry):
@@ -280,12 +269,12 @@ struct CudaMlp::Impl {
 
   // Queues the forward pass of the B staged samples: hidden, then probs = dz, logp, pred.
   void forward(std::size_t b) {
-    hidden_kernel<<<grid(b * h, "hidden_kernel"), kThreads, 0, stream>>>(params + l2, params + l2 + h * d, x, hidden,
-                                                                           b, d, h);
-    launched("hidden_kernel", "forward: hidden layer");
-    logits_kernel<<<grid(b * c, "logits_kernel"), kThreads, 0, stream>>>(params, params + c * h, hidden, probs, b, h,
-                                                                           c);
-    launched("logits_kernel", "forward: logits");
+    dense_kernel<<<grid(b * h, "dense_kernel"), kThreads, 0, stream>>>(params + l2, params + l2 + h * d, x, hidden, b,
+                                                                         d, h, true);
+    launched("dense_kernel", "forward: hidden layer");
+    dense_kernel<<<grid(b * c, "dense_kernel"), kThreads, 0, stream>>>(params, params + c * h, hidden, probs, b, h, c,
+                                                                         false);
+    launched("dense_kernel", "forward: logits");
     softmax_kernel<<<grid(b, "softmax_kernel"), kThreads, 0, stream>>>(probs, y, logp, pred, b, c,
                                                                          1.0f / static_cast<float>(b));
     launched("softmax_kernel", "forward: softmax and loss");

@@ -9,6 +9,7 @@
 #include <sluice/monitor/job_record.hpp>
 
 #include "job_index.hpp"
+#include "report_cli.hpp"
 #include "report_cluster.hpp"
 #include "scratch_dir.hpp"  // tests/reader
 
@@ -167,28 +168,10 @@ const rep::GroupRow* group(const rep::ClusterReport& r, const std::string& name)
 
 bool has(const std::string& text, const std::string& what) { return text.find(what) != std::string::npos; }
 
-struct Run {
-  int status = -1;
-  std::string out, err;
-};
-std::string slurp(const fs::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  std::stringstream s;
-  s << f.rdbuf();
-  return s.str();
-}
+using sluice::monitor::test::Run;
+using sluice::monitor::test::slurp;
 Run cli(const std::string& args) {
-  const fs::path base = sluice::reader::test::scratch_dir("sluice-mon-cluster");
-  const fs::path o = base / "cli.out", e = base / "cli.err";
-  const std::string cmd = std::string("env -u SLUICE_TELEMETRY_DIR ") + SLUICE_REPORT_PATH + " " + args + " >" +
-                          o.string() + " 2>" + e.string();
-  const int w = std::system(cmd.c_str());
-  Run r;
-  r.status = WIFEXITED(w) ? WEXITSTATUS(w) : 128 + WTERMSIG(w);
-  r.out = slurp(o);
-  r.err = slurp(e);
-  BOOST_TEST_MESSAGE(cmd << " -> " << r.status << "\n" << r.err);
-  return r;
+  return sluice::monitor::test::run_report_cli(sluice::reader::test::scratch_dir("sluice-mon-cluster"), args);
 }
 
 }  // namespace
@@ -355,15 +338,7 @@ BOOST_AUTO_TEST_CASE(html_is_one_self_contained_page_with_charts) {
                     out.string());
   BOOST_TEST_REQUIRE(r.status == 0, r.err);
   const std::string html = slurp(out);
-  BOOST_TEST(html.rfind("<!DOCTYPE html>", 0) == 0u);
-  BOOST_TEST(has(html, "</html>\n"));
-  std::ptrdiff_t open = 0, close = 0;
-  for (std::size_t at = 0; (at = html.find("<svg", at)) != std::string::npos; ++at) ++open;
-  for (std::size_t at = 0; (at = html.find("</svg>", at)) != std::string::npos; ++at) ++close;
-  BOOST_TEST(open == 2);  // the timeline and the per-group bars
-  BOOST_TEST(open == close);
-  for (const char* bad : {"http:", "https:", "//", "<script", "url(", "src=", "href=", "@import", "<link"})
-    BOOST_TEST(!has(html, bad), "found " << bad);
+  BOOST_TEST(sluice::monitor::test::checked_self_contained_svgs(html) == 2);  // the timeline and the per-group bars
   BOOST_TEST(!has(html, "<b>&evil"));
   BOOST_TEST(has(html, "&lt;b&gt;&amp;evil"));
   BOOST_TEST(has(html, "<title>sluice-report cluster 2025-11-24 00:00 UTC .. 2025-11-25 00:00 UTC</title>"));

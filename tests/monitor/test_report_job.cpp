@@ -6,6 +6,7 @@
 
 #include <sluice/monitor/job_file.hpp>
 
+#include "report_cli.hpp"
 #include "report_job.hpp"
 #include "scratch_dir.hpp"  // tests/reader
 
@@ -107,27 +108,10 @@ std::vector<std::string> rules(const json& j) {
 
 bool has(const std::string& text, const std::string& what) { return text.find(what) != std::string::npos; }
 
-// Runs the CLI; returns its exit status, stdout and stderr.
-struct Run {
-  int status = -1;
-  std::string out, err;
-};
-std::string slurp(const fs::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  std::stringstream s;
-  s << f.rdbuf();
-  return s.str();
-}
+using sluice::monitor::test::Run;
+using sluice::monitor::test::slurp;
 Run cli(const std::string& args, const std::string& env = "env -u SLUICE_TELEMETRY_DIR") {
-  const fs::path o = scratch() / "cli.out", e = scratch() / "cli.err";
-  const std::string cmd = env + " " + SLUICE_REPORT_PATH + " " + args + " >" + o.string() + " 2>" + e.string();
-  const int w = std::system(cmd.c_str());
-  Run r;
-  r.status = WIFEXITED(w) ? WEXITSTATUS(w) : 128 + WTERMSIG(w);
-  r.out = slurp(o);
-  r.err = slurp(e);
-  BOOST_TEST_MESSAGE(cmd << " -> " << r.status << "\n" << r.err);
-  return r;
+  return sluice::monitor::test::run_report_cli(scratch(), args, env);
 }
 
 // Writes the job under its file name in the scratch directory.
@@ -298,15 +282,7 @@ BOOST_AUTO_TEST_CASE(html_is_one_self_contained_page) {
   BOOST_TEST_REQUIRE(r.status == 0, r.err);
   BOOST_TEST(r.out.empty());
   const std::string html = slurp(out);
-  BOOST_TEST(html.rfind("<!DOCTYPE html>", 0) == 0u);
-  BOOST_TEST(has(html, "</html>\n"));
-  std::ptrdiff_t open = 0, close = 0;
-  for (std::size_t at = 0; (at = html.find("<svg", at)) != std::string::npos; ++at) ++open;
-  for (std::size_t at = 0; (at = html.find("</svg>", at)) != std::string::npos; ++at) ++close;
-  BOOST_TEST(open >= 4);  // three gauges, GPU bars, phase bar, own-time bars
-  BOOST_TEST(open == close);
-  for (const char* bad : {"http:", "https:", "//", "<script", "url(", "src=", "href=", "@import", "<link"})
-    BOOST_TEST(!has(html, bad), "found " << bad);
+  BOOST_TEST(sluice::monitor::test::checked_self_contained_svgs(html) >= 4);  // gauges, GPU, phase, own-time bars
   BOOST_TEST(!has(html, "<b>&evil"));
   BOOST_TEST(has(html, "&lt;b&gt;&amp;evil"));
   BOOST_TEST(has(html, "incomplete: job still running or was killed"));
