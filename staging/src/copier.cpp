@@ -108,7 +108,10 @@ std::string base_of(const std::string& rel) { return rel.substr(rel.rfind('/') +
 
 class Stage {
  public:
-  explicit Stage(const StageRequest& r) : req_(r) { ctx_.buffered_only = r.buffered_only; }
+  explicit Stage(const StageRequest& r) : req_(r) {
+    ctx_.buffered_only = r.buffered_only;
+    ctx_.direct_io = r.direct_io;
+  }
 
   // The manifest's name for a source file (see StageRequest::source_label).
   std::string recorded(const std::string& source) const {
@@ -178,6 +181,7 @@ class Stage {
     }
 
     result_.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+    result_.bytes_direct_io = ctx_.bytes_direct.load();
     result_.note = note_;
     report_progress();
     return result_;

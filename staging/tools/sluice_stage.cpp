@@ -223,8 +223,8 @@ int main(int argc, char** argv) {
   app.footer(
       "COMMANDS\n"
       "  in SRC DST [--jobs N] [--chunk-size S] [--verify] [--cache-dir DIR [--cache-max S]] [--shard I/N]\n"
-      "     [--beneath DIR] [--progress-json] [-q]\n"
-      "  out SRC DST [--jobs N] [--chunk-size S] [--if-exists] [-q]\n"
+      "     [--beneath DIR] [--no-direct-io] [--progress-json] [-q]\n"
+      "  out SRC DST [--jobs N] [--chunk-size S] [--if-exists] [--no-direct-io] [-q]\n"
       "  clean DIR\n"
       "  status JOBID [--bb-root DIR] [--json]\n"
       "  cache stats DIR [--json]\n"
@@ -261,7 +261,7 @@ int main(int argc, char** argv) {
   std::string src, dst;
   unsigned jobs = 0;
   std::uint64_t chunk = 64ull << 20;
-  bool verify = false, quiet = false;
+  bool verify = false, quiet = false, no_direct_io = false;
   std::string cache_dir, shard_arg;
   std::uint64_t cache_max = 0;
   bool progress_json = false;
@@ -277,6 +277,11 @@ int main(int argc, char** argv) {
                                            "(bytes, or with a unit: 16MiB, 1GiB; default 64MiB)")
         ->transform(CLI::AsSizeValue(false))
         ->check(CLI::Range(std::uint64_t{1} << 20, std::uint64_t{1} << 40));
+    sub->add_flag("--no-direct-io", no_direct_io,
+                  "copy through the page cache. By default ranges of 4 MiB or more are read and written with "
+                  "O_DIRECT where both file systems allow it (else copy_file_range, else read/write): a cold "
+                  "dataset is read once from its disk and the writes are not throttled as dirty pages, but the "
+                  "staged files are then not in this node's page cache");
     sub->add_flag("-q,--quiet", quiet, "no progress, only the summary line");
     sub->add_flag("--progress-json", progress_json,
                   "progress as one JSON object per line on stdout (bytes_done, bytes_total, files_done, files_total, "
@@ -418,6 +423,7 @@ int main(int argc, char** argv) {
     }
     req.jobs = jobs;
     req.chunk_size = chunk;
+    req.direct_io = !no_direct_io;
     req.verify = verify;
     req.verify_after_copy = out->parsed();
     req.source_label = source_label;

@@ -45,6 +45,10 @@ struct StageRequest {
   bool verify = false;                         // re-hash staged files before skipping them
   bool verify_after_copy = false;              // re-read each source after its copy and compare
   bool buffered_only = false;                  // never copy_file_range (tests; odd file systems)
+  // Ranges of 4 MiB or more are read and written with O_DIRECT where both file systems allow
+  // it (else copy_file_range, else pread/pwrite): no page cache, so a cold dataset is read
+  // once from disk and the writes are not throttled as dirty pages. false: always buffered.
+  bool direct_io = true;
   std::chrono::milliseconds manifest_interval{2000};
   std::size_t manifest_every_files = 10000;
   // Bytes available in the destination, given its root directory; default fstatvfs.
@@ -81,6 +85,7 @@ struct StageResult {
   std::uint64_t files_repaired = 0;  // verify found the staged copy corrupt; copied again
   std::uint64_t bytes_copied = 0;
   std::uint64_t bytes_skipped = 0;
+  std::uint64_t bytes_direct_io = 0;  // of bytes_copied, moved with O_DIRECT
   std::uint64_t dirs = 0;
   std::uint64_t files_from_cache = 0;  // linked from the node cache instead of copied
   std::uint64_t bytes_from_cache = 0;
