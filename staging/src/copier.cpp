@@ -111,6 +111,10 @@ class Stage {
   explicit Stage(const StageRequest& r) : req_(r) {
     ctx_.buffered_only = r.buffered_only;
     ctx_.direct_io = r.direct_io;
+    // The workers' direct-I/O buffers together stay within 256 MiB (32 MiB each up to 8).
+    const unsigned jobs = r.jobs ? r.jobs : default_jobs();
+    ctx_.direct_block = std::clamp<std::size_t>((std::size_t{256} << 20) / jobs, std::size_t{4} << 20, std::size_t{32} << 20) /
+                        4096 * 4096;
   }
 
   // The manifest's name for a source file (see StageRequest::source_label).

@@ -27,7 +27,6 @@ bool fallback_errno(int err) { return err == EXDEV || err == EINVAL || err == EN
 // O_DIRECT wants the buffer, the offset and the length aligned to the logical block size;
 // 4 KiB covers every block device in use (512 B and 4 KiB sectors).
 constexpr std::uint64_t kDirectAlign = 4096;
-constexpr std::size_t kDirectBlock = 8 << 20;
 
 struct FreeDeleter {
   void operator()(char* p) const noexcept { std::free(p); }
@@ -56,11 +55,17 @@ std::uint64_t copy_direct(int in, int out, std::uint64_t offset, std::uint64_t l
       ctx.direct_unsupported.store(true, std::memory_order_relaxed);
     return 0;
   }
-  thread_local std::unique_ptr<char, FreeDeleter> buf(static_cast<char*>(std::aligned_alloc(kDirectAlign, kDirectBlock)));
-  if (!buf) throw std::bad_alloc();
+  const std::size_t block = ctx.direct_block;
+  thread_local std::unique_ptr<char, FreeDeleter> buf;
+  thread_local std::size_t buf_size = 0;
+  if (buf_size != block) {
+    buf.reset(static_cast<char*>(std::aligned_alloc(kDirectAlign, block)));
+    if (!buf) throw std::bad_alloc();
+    buf_size = block;
+  }
   std::uint64_t done = 0;
   while (done < aligned) {
-    const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(aligned - done, kDirectBlock));
+    const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(aligned - done, block));
     std::size_t got = 0;
     while (got < want) {
       ssize_t n = ::pread(din.get(), buf.get() + got, want - got, static_cast<off_t>(offset + done + got));
