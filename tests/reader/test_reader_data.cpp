@@ -7,6 +7,7 @@
 #include <sluice/monitor/recorder.hpp>
 
 #include "scratch_dir.hpp"
+#include "reader/internal.hpp"  // IoPool
 #include <sluice/staging/job_status.hpp>
 #include <sluice/staging/manifest.hpp>
 
@@ -19,7 +20,9 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <mutex>
 #include <set>
+#include <stdexcept>
 
 namespace fs = std::filesystem;
 using namespace sluice::reader;
@@ -651,4 +654,39 @@ BOOST_AUTO_TEST_CASE(ram_window_serves_later_epochs_from_memory) {
         for (std::uint64_t k = 0; k < 2 * without.steps_per_epoch(); ++k) (void)without.next();
       },
       "win-gone.h5", "x", "truncated");
+}
+
+BOOST_AUTO_TEST_CASE(io_pool_runs_every_item_once_on_at_most_max_threads) {
+  detail::IoPool pool(8);
+  BOOST_TEST(pool.threads() == 8u);
+  for (unsigned cap : {1u, 2u, 3u, ~0u}) {
+    for (int round = 0; round < 20; ++round) {  // the helpers are reused from run to run
+      std::vector<int> done(100, 0);
+      std::set<unsigned> workers;
+      std::mutex m;
+      pool.run(done.size(), [&](std::size_t i, unsigned w) {
+        std::lock_guard lk(m);
+        ++done[i];
+        workers.insert(w);
+      }, cap);
+      BOOST_TEST((std::count(done.begin(), done.end(), 1) == 100), "cap " << cap);
+      BOOST_TEST(workers.size() <= std::min(cap, 8u), "cap " << cap);
+      BOOST_TEST(*workers.rbegin() < 8u);
+    }
+  }
+  // Failing items: the lowest one's exception reaches the caller, whichever thread failed
+  // first, and the pool still works.
+  for (int round = 0; round < 20; ++round) {
+    try {
+      pool.run(10, [](std::size_t i, unsigned) {
+        if (i == 3 || i == 7) throw std::runtime_error("item " + std::to_string(i));
+      });
+      BOOST_ERROR("no exception");
+    } catch (const std::runtime_error& e) {
+      BOOST_TEST(std::string(e.what()) == "item 3");
+    }
+  }
+  std::atomic<int> n{0};
+  pool.run(5, [&](std::size_t, unsigned) { ++n; });
+  BOOST_TEST(n.load() == 5);
 }

@@ -46,7 +46,10 @@ class H5Quiet {
 };
 
 // Helper threads for direct reads (pread needs no lock): run(n, fn) calls fn(i, worker) for
-// every i < n on the helpers and the caller (worker 0), and rethrows the first exception.
+// every i < n on the helpers and the caller (worker 0), and rethrows the exception of the
+// lowest item that failed (the same error whichever thread got there first).
+// `max_threads` caps how many take part (caller included): copies out of memory want no
+// more threads than CPUs, since every helper woken is a context switch the call waits for.
 class IoPool {
  public:
   explicit IoPool(unsigned threads);
@@ -54,20 +57,22 @@ class IoPool {
   IoPool(const IoPool&) = delete;
   IoPool& operator=(const IoPool&) = delete;
   unsigned threads() const noexcept { return static_cast<unsigned>(helpers_.size()) + 1; }
-  void run(std::size_t n, const std::function<void(std::size_t, unsigned)>& fn);
+  void run(std::size_t n, const std::function<void(std::size_t, unsigned)>& fn, unsigned max_threads = ~0u);
 
  private:
   void work(unsigned worker);
+  void keep_error(std::size_t item);  // in a catch block
   std::mutex mu_;
   std::condition_variable cv_, done_cv_;
   std::vector<std::thread> helpers_;
   const std::function<void(std::size_t, unsigned)>* fn_ = nullptr;
   std::size_t n_ = 0;
   std::atomic<std::size_t> next_{0};
-  std::uint64_t generation_ = 0;
+  unsigned tickets_ = 0;  // helpers still to join the current run
   unsigned busy_ = 0;
   bool stop_ = false;
   std::exception_ptr error_;
+  std::size_t error_item_ = 0;
 };
 
 // One block of the RAM window: anonymous memory aligned to 2 MiB and advised as huge pages,
@@ -123,6 +128,10 @@ struct File {
   std::uint64_t size = 0;              // bytes, at open
   // ram_window_bytes: the file's blocks held in memory (null: not loaded), by offset / block.
   std::vector<WindowBlock> window;
+  // The same file opened with O_DIRECT, for window blocks (-1: refused, or not tried yet
+  // while window_direct_tried is false).
+  UniqueFd window_fd;
+  bool window_direct_tried = false;
 };
 
 // The logical dataset: every file, validated.
@@ -162,6 +171,7 @@ class Source {
     std::size_t first, last;
   };
   void plan_direct(File& f, std::size_t d, const std::vector<std::pair<std::uint64_t, std::uint64_t>>& runs, std::byte* dst);
+  bool pread_direct(File& f, std::byte* dst, std::uint64_t bytes, std::uint64_t off);
   void pread_all(File& f, std::size_t d, std::byte* dst, std::uint64_t len, std::uint64_t off);
   // The RAM window: loads the blocks the planned groups need while the budget lasts; a group
   // whose span lies in loaded blocks is then served from memory.
@@ -180,6 +190,7 @@ class Source {
   std::uint64_t n_ = 0;
   std::size_t batch_ = 1;
   unsigned io_threads_ = 1;
+  unsigned cpus_ = 1;  // CPUs this process may run on (copies out of memory use no more)
 };
 
 // Source paths -> the paths to read: staged copies where $SLUICE_BB's manifests list them.

@@ -2,6 +2,7 @@
 #include "internal.hpp"
 
 #include <fcntl.h>
+#include <sched.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -68,6 +69,14 @@ std::string H5Quiet::message() {
 
 namespace {
 
+// CPUs in this process's affinity mask (a Slurm task's cpuset, not the whole machine).
+unsigned allowed_cpus() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (::sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0) return static_cast<unsigned>(CPU_COUNT(&set));
+  return std::max(std::thread::hardware_concurrency(), 1u);
+}
+
 std::string with_hdf5(const std::string& what) {
   const std::string m = H5Quiet::message();
   return m.empty() ? what : what + " (HDF5: " + m + ")";
@@ -117,7 +126,8 @@ Source::Source(const std::vector<std::string>& paths, const std::vector<std::str
     : window_budget_(o.ram_window_bytes),
       names_(o.datasets),
       batch_(std::max<std::size_t>(o.batch_size, 1)),
-      io_threads_(std::max(o.io_threads, 1u)) {
+      io_threads_(std::max(o.io_threads, 1u)),
+      cpus_(allowed_cpus()) {
   // Blocks of 8 MiB (large sequential reads), smaller for a small window so it still holds
   // several; multiples of 4 KiB.
   window_block_ = std::clamp<std::uint64_t>(window_budget_ / 16, 4096, 8u << 20) / 4096 * 4096;
@@ -353,6 +363,11 @@ std::uint64_t Source::read(const std::vector<std::uint64_t>& ids, const std::vec
     if (!pool_) pool_ = std::make_unique<IoPool>(io_threads_);
     if (scratch_.size() < pool_->threads()) scratch_.resize(pool_->threads());
     if (window_budget_ > 0) fill_window();
+    // Copies out of memory (mmap, window) are CPU work: no more threads than CPUs. Reads
+    // from the file keep every I/O thread (a deeper queue for the disk).
+    bool from_memory = true;
+    for (const Group& gr : groups_)
+      from_memory = from_memory && (gr.f->map.p || (!gr.f->window.empty() && in_window(*gr.f, gr.off, gr.span)));
     pool_->run(groups_.size(), [this](std::size_t g, unsigned worker) {
       const Group& gr = groups_[g];
       if (gr.f->map.p) {
@@ -372,7 +387,7 @@ std::uint64_t Source::read(const std::vector<std::uint64_t>& ids, const std::vec
       pread_all(*gr.f, gr.d, scratch.data(), gr.span, gr.off);
       for (std::size_t k = gr.first; k < gr.last; ++k)
         std::memcpy(segs_[k].dst, scratch.data() + (segs_[k].off - gr.off), segs_[k].len);
-    });
+    }, from_memory ? cpus_ : ~0u);
   }
   return total;
 }
@@ -391,9 +406,18 @@ void Source::fill_window() {
     if (f.map.p || f.size == 0 || gr.off >= f.size) continue;
     if (f.window.empty()) {
       f.window.resize((f.size + window_block_ - 1) / window_block_);
-      // The window will hold the whole file: have the kernel read it front to back now (one
-      // sequential stream, as fast as the disk goes) while the blocks are copied in.
-      if (window_used_ + f.size <= window_budget_) ::posix_fadvise(f.fd.get(), 0, 0, POSIX_FADV_WILLNEED);
+      // Blocks are read with O_DIRECT where the file system allows it: from the disk straight
+      // into the window, no second copy in the page cache. Cold, that read 0.69-0.97 of the
+      // raw sequential rate here, against 0.39-1.01 through the page cache. The same open
+      // file, reopened (no path lookup).
+      if (!f.window_direct_tried) {
+        f.window_direct_tried = true;
+        const std::string self = "/proc/self/fd/" + std::to_string(f.fd.get());
+        f.window_fd.reset(::open(self.c_str(), O_RDONLY | O_DIRECT | O_CLOEXEC));
+      }
+      // Without it, and when the window will hold the whole file: have the kernel read it
+      // front to back now (one sequential stream) while the blocks are copied in.
+      if (!f.window_fd && window_used_ + f.size <= window_budget_) ::posix_fadvise(f.fd.get(), 0, 0, POSIX_FADV_WILLNEED);
     }
     const std::uint64_t last = std::min<std::uint64_t>((gr.off + gr.span - 1) / window_block_, f.window.size() - 1);
     for (std::uint64_t b = gr.off / window_block_; b <= last; ++b) {
@@ -410,6 +434,7 @@ void Source::fill_window() {
   try {
     pool_->run(loads.size(), [&](std::size_t i, unsigned) {
       const Load& l = loads[i];
+      if (l.f->window_fd && pread_direct(*l.f, l.f->window[l.block].get(), l.bytes, l.block * window_block_)) return;
       pread_all(*l.f, l.d, l.f->window[l.block].get(), l.bytes, l.block * window_block_);
     });
   } catch (...) {
@@ -455,6 +480,23 @@ void Source::advise(const std::vector<std::uint64_t>& ids) {
       ::posix_fadvise(f.fd.get(), static_cast<off_t>(off), static_cast<off_t>(sb), POSIX_FADV_WILLNEED);
     }
   }
+}
+
+// One window block through the file's O_DIRECT descriptor: the offset is a multiple of the
+// block size (4 KiB at least) and the block's buffer is rounded up to 4 KiB, so the read may
+// ask for whole 4 KiB units past the end of the file. false (the caller reads it the usual
+// way, which also names any error) on a refusal, an error or a short file.
+bool Source::pread_direct(File& f, std::byte* dst, std::uint64_t bytes, std::uint64_t off) {
+  const std::uint64_t want = (bytes + 4095) / 4096 * 4096;
+  std::uint64_t got = 0;
+  while (got < bytes) {
+    const ssize_t r = ::pread(f.window_fd.get(), dst + got, want - got, static_cast<off_t>(off + got));
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return false;
+    got += static_cast<std::uint64_t>(r);
+    if (got < bytes && got % 4096 != 0) return false;  // the next read would be unaligned
+  }
+  return true;
 }
 
 void Source::pread_all(File& f, std::size_t d, std::byte* dst, std::uint64_t left, std::uint64_t off) {
@@ -526,20 +568,18 @@ IoPool::~IoPool() {
 }
 
 void IoPool::work(unsigned worker) {
-  std::uint64_t seen = 0;
   for (;;) {
     {
       std::unique_lock lk(mu_);
-      cv_.wait(lk, [&] { return stop_ || generation_ != seen; });
+      cv_.wait(lk, [&] { return stop_ || tickets_ > 0; });
       if (stop_) return;
-      seen = generation_;
+      --tickets_;
     }
     for (std::size_t i; (i = next_.fetch_add(1)) < n_;) {
       try {
         (*fn_)(i, worker);
       } catch (...) {
-        std::lock_guard lk(mu_);
-        if (!error_) error_ = std::current_exception();
+        keep_error(i);
       }
     }
     {
@@ -550,8 +590,19 @@ void IoPool::work(unsigned worker) {
   }
 }
 
-void IoPool::run(std::size_t n, const std::function<void(std::size_t, unsigned)>& fn) {
-  if (helpers_.empty() || n == 1) {
+void IoPool::keep_error(std::size_t item) {
+  std::lock_guard lk(mu_);
+  if (!error_ || item < error_item_) {
+    error_ = std::current_exception();
+    error_item_ = item;
+  }
+}
+
+void IoPool::run(std::size_t n, const std::function<void(std::size_t, unsigned)>& fn, unsigned max_threads) {
+  // Helpers that take part: no more than there are items beyond the caller's first.
+  const auto helpers = static_cast<unsigned>(
+      std::min<std::size_t>({helpers_.size(), n > 0 ? n - 1 : 0, max_threads > 0 ? max_threads - 1 : 0}));
+  if (helpers == 0) {
     for (std::size_t i = 0; i < n; ++i) fn(i, 0);
     return;
   }
@@ -561,16 +612,16 @@ void IoPool::run(std::size_t n, const std::function<void(std::size_t, unsigned)>
     n_ = n;
     next_ = 0;
     error_ = nullptr;
-    busy_ = static_cast<unsigned>(helpers_.size());
-    ++generation_;
+    error_item_ = 0;
+    busy_ = helpers;
+    tickets_ = helpers;
   }
-  cv_.notify_all();
+  for (unsigned h = 0; h < helpers; ++h) cv_.notify_one();
   for (std::size_t i; (i = next_.fetch_add(1)) < n;) {
     try {
       fn(i, 0);
     } catch (...) {
-      std::lock_guard lk(mu_);
-      if (!error_) error_ = std::current_exception();
+      keep_error(i);
     }
   }
   std::unique_lock lk(mu_);
