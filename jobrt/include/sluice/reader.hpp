@@ -99,7 +99,8 @@ struct ReaderOptions {
   // (8 MiB, or window/16 when smaller, at least 4 KiB) read whole the first time a batch needs
   // one of their samples. Since every epoch is a permutation of the same samples, a window as
   // large as the data turns a shuffled epoch's many small random reads into one pass of large
-  // reads, and later epochs into memory copies (NoPFS's RAM stage, for data that fits). Blocks
+  // reads (O_DIRECT where the file system allows it: disk to window, no page-cache copy), and
+  // later epochs into memory copies (NoPFS's RAM stage, for data that fits). Blocks
   // are never evicted; samples outside the window are read as without it. Direct datasets
   // only (unfiltered); per reader, so ranks sharing a node each hold their own. 0: off.
   std::uint64_t ram_window_bytes = 0;
