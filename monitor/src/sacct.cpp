@@ -94,12 +94,19 @@ std::optional<SacctJob> query_sacct(const std::string& job_id, std::chrono::mill
   std::vector<std::string> env;
   for (const char* name : {"SLURM_CONF", "PATH", "HOME", "TZ"})
     if (const char* v = std::getenv(name)) env.push_back(std::string(name) + "=" + v);
+  // sacct -X -j ID prints one line per job (per array task); whatever is on PATH as "sacct"
+  // may print without end for the whole timeout, so only the first lines are kept.
+  constexpr std::size_t kMaxLines = 1000;
   std::vector<std::string> lines;
+  std::size_t dropped = 0;
   int status = 0;
   std::string err;
   try {
     UserProcess p = spawn_process({{*sacct, "-j", job_id, "-X", "-n", "-P", "--noconvert", "-o", kSacctFormat}, env, "/", false});
-    status = p.wait([&](const std::string& l) { lines.push_back(l); }, std::chrono::steady_clock::now() + timeout);
+    status = p.wait([&](const std::string& l) {
+      if (lines.size() < kMaxLines) lines.push_back(l);
+      else ++dropped;
+    }, std::chrono::steady_clock::now() + timeout);
     err = p.stderr_text();
   } catch (const std::exception& e) {
     return none(std::string("sacct: ") + e.what());
@@ -110,6 +117,9 @@ std::optional<SacctJob> query_sacct(const std::string& job_id, std::chrono::mill
   }
   for (const std::string& l : lines)
     if (auto j = parse_sacct_line(l)) return j;
+  if (dropped > 0)
+    return none("sacct printed " + std::to_string(lines.size() + dropped) + " lines for job " + job_id +
+                "; none of the first " + std::to_string(kMaxLines) + " was a job line");
   return none("sacct knows no job " + job_id);
 }
 

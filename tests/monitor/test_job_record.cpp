@@ -260,6 +260,11 @@ BOOST_AUTO_TEST_CASE(sacct_is_asked_only_for_slurm_job_ids_and_its_failures_are_
   write_text(t.path / "sacct", "#!/bin/sh\necho 'sacct: error: Slurm accounting storage is disabled' >&2\nexit 1\n");
   BOOST_TEST(!rep::query_sacct("4242", std::chrono::seconds(10), &why));
   BOOST_TEST(why.find("accounting storage is disabled") != std::string::npos, why);
+  // A flood: only the first 1000 lines are kept (memory stays bounded for the whole
+  // timeout), so a job line after them is not seen, and the reason says so.
+  write_text(t.path / "sacct", "#!/bin/sh\nseq 1 5000\necho \"$2|bob|acct|gpu|COMPLETED|0:0|cpu=2|1G\"\n");
+  BOOST_TEST(!rep::query_sacct("4242", std::chrono::seconds(10), &why));
+  BOOST_TEST(why == "sacct printed 5001 lines for job 4242; none of the first 1000 was a job line", why);
   ::setenv("PATH", saved.c_str(), 1);
 }
 
