@@ -163,7 +163,12 @@ for _ in $(seq 1 600); do
   [[ $(phase_of node2 "$timeout_job") == done || $(phase_of node2 "$timeout_job") == failed ]] && break
   sleep 0.5
 done
-state=$(scontrol show job "$timeout_job" 2>/dev/null | sed -n 's/.*JobState=\([A-Z_]*\).*/\1/p')
+# The status says done before the epilog has exited; slurmctld shows COMPLETING until then.
+for _ in $(seq 1 120); do
+  state=$(scontrol show job "$timeout_job" 2>/dev/null | sed -n 's/.*JobState=\([A-Z_]*\).*/\1/p')
+  [[ $state != COMPLETING ]] && break
+  sleep 0.5
+done
 check "the --time=1 job ended by its time limit (JobState=$state)" test "$state" == TIMEOUT
 check "timed-out job: results staged out" grep -qx "before the limit" "$data/results/timed-out/state.txt"
 
