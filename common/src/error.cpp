@@ -2,6 +2,8 @@
 #include <sluice/common/unique_handle.hpp>
 
 #include <cstdio>
+#include <fcntl.h>
+#include <string>
 #include <cstring>
 #include <dlfcn.h>
 #include <unistd.h>
@@ -29,6 +31,11 @@ std::string quote_input(std::string_view text) {
 }
 
 void FdTraits::close(int fd) noexcept { ::close(fd); }
+
+UniqueFd reopen_fd(int fd, int flags) {
+  const std::string self = "/proc/self/fd/" + std::to_string(fd);
+  return UniqueFd(::open(self.c_str(), flags | O_CLOEXEC));
+}
 void DlTraits::close(void* h) noexcept { ::dlclose(h); }
 
 }  // namespace sluice

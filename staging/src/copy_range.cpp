@@ -32,22 +32,15 @@ struct FreeDeleter {
   void operator()(char* p) const noexcept { std::free(p); }
 };
 
-// The same open file, once more with O_DIRECT: through /proc/self/fd, so it is the very inode
-// already opened (no path lookup, no race); -1 where /proc is missing or the file system
-// refuses O_DIRECT (tmpfs before Linux 6.6, some FUSE).
-int reopen_direct(int fd, int flags) {
-  const std::string path = "/proc/self/fd/" + std::to_string(fd);
-  return ::open(path.c_str(), flags | O_DIRECT | O_CLOEXEC);
-}
-
 // Step 1 of copy_range(): copies the aligned part of the range, hashing into ST; returns the
 // bytes done (0 when direct I/O is not possible here; the caller goes on from there).
 std::uint64_t copy_direct(int in, int out, std::uint64_t offset, std::uint64_t len, CopyContext& ctx,
                           XXH3_state_t* st, const std::string& src_name, const std::string& dst_name) {
   const std::uint64_t aligned = len / kDirectAlign * kDirectAlign;
   if (aligned == 0) return 0;
-  UniqueFd din(reopen_direct(in, O_RDONLY));
-  UniqueFd dout(din ? reopen_direct(out, O_WRONLY) : -1);
+  // The same open files once more with O_DIRECT (refused by tmpfs before Linux 6.6, some FUSE).
+  UniqueFd din = reopen_fd(in, O_RDONLY | O_DIRECT);
+  UniqueFd dout = din ? reopen_fd(out, O_WRONLY | O_DIRECT) : UniqueFd();
   if (!din || !dout) {
     // Not for this stage where the file system or /proc says no; EACCES (a temporary
     // already 0400, for a read-only source, and no CAP_DAC_OVERRIDE) is this file's only.

@@ -412,8 +412,7 @@ void Source::fill_window() {
       // file, reopened (no path lookup).
       if (!f.window_direct_tried) {
         f.window_direct_tried = true;
-        const std::string self = "/proc/self/fd/" + std::to_string(f.fd.get());
-        f.window_fd.reset(::open(self.c_str(), O_RDONLY | O_DIRECT | O_CLOEXEC));
+        f.window_fd = reopen_fd(f.fd.get(), O_RDONLY | O_DIRECT);
       }
       // Without it, and when the window will hold the whole file: have the kernel read it
       // front to back now (one sequential stream) while the blocks are copied in.

@@ -38,6 +38,11 @@ struct FdTraits {
 };
 using UniqueFd = UniqueHandle<int, FdTraits>;
 
+// FD's open file once more, with FLAGS (e.g. O_RDONLY | O_DIRECT), through /proc/self/fd: the
+// very inode already open, no path lookup, so nothing can be swapped in between. O_CLOEXEC is
+// added. Invalid, errno set, where /proc is missing or the file system refuses the flags.
+UniqueFd reopen_fd(int fd, int flags);
+
 struct DlTraits {
   static void* invalid() noexcept { return nullptr; }
   static void close(void* h) noexcept;
