@@ -34,12 +34,13 @@ void AllreduceHandle::wait() const {
 }
 
 AsyncEngine::AsyncEngine(Run run, std::size_t fusion_bytes, std::chrono::microseconds cycle, bool cuda,
-                         std::uint32_t ranks)
+                         std::uint32_t ranks, std::span<char> fusion_memory)
     : run_(std::move(run)),
       fusion_bytes_(fusion_bytes),
       cycle_(cycle),
       cuda_(cuda),
       ranks_(ranks),
+      fusion_memory_(fusion_memory.size() >= fusion_bytes ? fusion_memory : std::span<char>()),
       thread_([this] { loop(); }) {}
 
 AsyncEngine::~AsyncEngine() {
@@ -135,16 +136,18 @@ void AsyncEngine::process(std::vector<Item>& items) {
     if (j - i == 1) {
       run_(items[i].send, items[i].recv, items[i].count, type, op);
     } else {
-      if (fusion_.size() < bytes) fusion_.resize(bytes);
+      // A bucket of several items is at most fusion_bytes_ (one item alone is not copied).
+      if (fusion_memory_.empty() && fusion_.size() < bytes) fusion_.resize(bytes);
+      char* fused = fusion_memory_.empty() ? fusion_.data() : fusion_memory_.data();
       std::size_t off = 0;
       for (std::size_t k = i; k < j; ++k) {
-        copy(fusion_.data() + off, items[k].send, items[k].count * esz);
+        copy(fused + off, items[k].send, items[k].count * esz);
         off += items[k].count * esz;
       }
-      run_(fusion_.data(), fusion_.data(), bytes / esz, type, op);
+      run_(fused, fused, bytes / esz, type, op);
       off = 0;
       for (std::size_t k = i; k < j; ++k) {
-        copy(items[k].recv, fusion_.data() + off, items[k].count * esz);
+        copy(items[k].recv, fused + off, items[k].count * esz);
         off += items[k].count * esz;
       }
     }

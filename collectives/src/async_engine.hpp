@@ -15,6 +15,7 @@
 #include <exception>
 #include <functional>
 #include <mutex>
+#include <span>
 #include <thread>
 #include <vector>
 
@@ -36,7 +37,11 @@ class AsyncEngine {
   // CUDA driver's copies where they are). `ranks`: the communicator's size, for telemetry:
   // each bucket (a fused one, or a single tensor) that completes is one record_allreduce of
   // its total bytes into the default recorder; the agreement rounds are not recorded.
-  AsyncEngine(Run run, std::size_t fusion_bytes, std::chrono::microseconds cycle, bool cuda, std::uint32_t ranks);
+  // `fusion_memory`: the fusion buffer (at least fusion_bytes; the communicator's shared
+  // buffer, so fused buckets take the shm direct protocol), or empty: a heap buffer grown
+  // as buckets need it.
+  AsyncEngine(Run run, std::size_t fusion_bytes, std::chrono::microseconds cycle, bool cuda, std::uint32_t ranks,
+              std::span<char> fusion_memory = {});
   // Collective: waits until every rank's engine stops (their communicators are destroyed),
   // then joins. Handles still queued fail with BrokenCommunicator.
   ~AsyncEngine();
@@ -68,7 +73,8 @@ class AsyncEngine {
   std::deque<Item> queue_;
   bool stopping_ = false;
   std::exception_ptr failed_;  // once set, every submit fails with it
-  std::vector<char> fusion_;
+  std::span<char> fusion_memory_;
+  std::vector<char> fusion_;  // when fusion_memory_ is empty
   std::thread thread_;
 };
 

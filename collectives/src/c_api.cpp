@@ -3,10 +3,12 @@
 #include <sluice/collectives.h>
 #include <sluice/collectives/communicator.hpp>
 
+#include <map>
 #include <string>
 
 struct sluice_coll_comm {
   sluice::coll::Communicator comm;
+  std::map<void*, sluice::coll::SharedBuffer> shared;  // by data(): sluice_coll_alloc_shared
 };
 
 namespace {
@@ -55,7 +57,7 @@ extern "C" {
 int sluice_coll_comm_create(MPI_Comm comm, sluice_coll_comm_t* out) {
   if (!out) return SLUICE_COLL_ERR_INVALID;
   *out = nullptr;
-  return guarded([&] { *out = new sluice_coll_comm{sluice::coll::Communicator(comm)}; });
+  return guarded([&] { *out = new sluice_coll_comm{sluice::coll::Communicator(comm), {}}; });
 }
 
 int sluice_coll_comm_create_f(MPI_Fint comm, sluice_coll_comm_t* out) {
@@ -77,6 +79,27 @@ int sluice_coll_allreduce(sluice_coll_comm_t comm, const void* send, void* recv,
       throw sluice::InvalidArgument("sluice_coll_allreduce: unknown algorithm " + std::to_string(int(algo)));
     comm->comm.allreduce(send, recv, count, sluice::coll::DataType(dtype), sluice::coll::ReduceOp(op),
                          {sluice::coll::Algorithm(algo)});
+  });
+}
+
+int sluice_coll_alloc_shared(sluice_coll_comm_t comm, size_t bytes, void** out) {
+  if (out) *out = nullptr;
+  return guarded([&] {
+    if (!comm) throw sluice::InvalidArgument("sluice_coll_alloc_shared: null communicator");
+    if (!out) throw sluice::InvalidArgument("sluice_coll_alloc_shared: null output pointer");
+    sluice::coll::SharedBuffer b = comm->comm.allocate_shared(bytes);
+    void* p = b.data();
+    comm->shared.emplace(p, std::move(b));
+    *out = p;
+  });
+}
+
+int sluice_coll_free_shared(sluice_coll_comm_t comm, void* p) {
+  return guarded([&] {
+    if (!comm) throw sluice::InvalidArgument("sluice_coll_free_shared: null communicator");
+    if (!p) return;
+    if (comm->shared.erase(p) == 0)
+      throw sluice::InvalidArgument("sluice_coll_free_shared: not a buffer from sluice_coll_alloc_shared on this communicator");
   });
 }
 

@@ -18,7 +18,10 @@
 #include <sluice/common/placement_record.hpp>
 #include <sluice/monitor/recorder.hpp>
 
+#include <sys/mman.h>
 #include <unistd.h>
+
+#include <cerrno>
 
 #include <algorithm>
 #include <charconv>
@@ -141,6 +144,7 @@ struct Communicator::Impl {
   bool cuda_here = false;      // this rank can see device memory
   bool cuda_anywhere = false;  // some rank can: calls above one chunk are chunked on every rank
   std::unique_ptr<CudaStager> stager;  // made on the first call with a device buffer
+  SharedBuffer fusion;                  // the async engine's fusion buffer, when shared
   std::unique_ptr<AsyncEngine> engine;  // last member: stopped and joined first
 
   void allreduce(const void* send, void* recv, std::size_t count, DataType type, ReduceOp op,
@@ -285,6 +289,40 @@ void Communicator::allreduce(const void* send, void* recv, std::size_t count, Da
                             std::uint32_t(impl_->size));
 }
 
+void* SharedBuffer::data() const noexcept {
+  return region_ ? region_->maps[std::size_t(region_->owner)].data() : nullptr;
+}
+std::size_t SharedBuffer::size() const noexcept { return region_ ? region_->bytes : 0; }
+
+SharedBuffer Communicator::allocate_shared(std::size_t bytes) {
+  Impl& m = *impl_;
+  std::shared_ptr<SharedBuffer::Region> region;
+  std::exception_ptr failure;
+  try {
+    if (m.shm) {
+      region = m.shm->allocate_shared(m.local.get(), bytes);
+    } else {  // nobody to share with: private pages
+      const long page = ::sysconf(_SC_PAGESIZE);
+      const std::size_t unit = std::size_t(page > 0 ? page : 4096);
+      const std::size_t len = (std::max<std::size_t>(bytes, 1) + unit - 1) / unit * unit;
+      void* p = ::mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+      if (p == MAP_FAILED)
+        throw SystemError("sluice collectives: allocate_shared(" + std::to_string(bytes) + "): mmap", errno);
+      region = std::make_shared<SharedBuffer::Region>();
+      region->bytes = bytes;
+      region->maps.emplace_back(p, len);
+    }
+  } catch (const std::exception&) {
+    failure = std::current_exception();
+  }
+  // All or none, across nodes too.
+  int ok = failure ? 0 : 1;
+  mpi_check(MPI_Allreduce(MPI_IN_PLACE, &ok, 1, MPI_INT, MPI_MIN, m.comm.get()), "MPI_Allreduce (shared buffer)");
+  if (failure) std::rethrow_exception(failure);
+  if (!ok) throw Error("sluice collectives: allocate_shared(" + std::to_string(bytes) + "): failed on another rank");
+  return SharedBuffer(std::move(region));
+}
+
 AllreduceHandle Communicator::allreduce_async(const void* send, void* recv, std::size_t count, DataType type,
                                               ReduceOp op) {
   Impl& m = *impl_;
@@ -306,10 +344,21 @@ AllreduceHandle Communicator::allreduce_async(const void* send, void* recv, std:
       throw InvalidArgument("allreduce_async: this communicator spans nodes (or has no shared memory), so its "
                             "progress thread calls MPI: initialise MPI with MPI_Init_thread(MPI_THREAD_MULTIPLE), "
                             "or use the UCX transport (SLUICE_COLL_TRANSPORT=ucx)");
+    // One node: fused buckets live in a shared buffer, so they take the shm direct protocol.
+    // Collective, like the first allreduce_async it belongs to; where the memory cannot be
+    // had (every rank fails alike) the engine uses a heap buffer.
+    if (m.shm && m.nodes == 1 && m.options.fusion_bytes > 0) {
+      try {
+        m.fusion = allocate_shared(m.options.fusion_bytes);
+      } catch (const Error& e) {
+        if (m.rank == 0)
+          std::fprintf(stderr, "sluice collectives: fusion buffer in ordinary memory (%s)\n", e.what());
+      }
+    }
     Impl* impl = &m;
     m.engine = std::make_unique<AsyncEngine>(
         [impl](const void* s, void* r, std::size_t n, DataType t, ReduceOp o) { impl->allreduce(s, r, n, t, o, {}); },
-        m.options.fusion_bytes, m.options.cycle, m.cuda_here, std::uint32_t(m.size));
+        m.options.fusion_bytes, m.options.cycle, m.cuda_here, std::uint32_t(m.size), m.fusion.as<char>());
   }
   return AllreduceHandle(m.engine->submit(send, recv, count, type, op));
 }

@@ -50,6 +50,12 @@ struct alignas(128) ShmGroup::Control {
   std::atomic<std::uint64_t> signature[kSlots];  // the call that step (slot) belongs to
   std::atomic<std::uint64_t> failed;   // 0, or kind << 32 | (culprit + 1)
   std::int32_t pid;
+  // The direct protocol: where this rank's buffers are (allocation id, 0 for none, and
+  // offset), per slot, and the agreement: 2 * step + (every rank's buffers resolved here).
+  struct SharedBuffers {
+    std::atomic<std::uint64_t> send_id, send_offset, recv_id, recv_offset;
+  } shared[kSlots];
+  std::atomic<std::uint64_t> agree;
 };
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
 
@@ -239,9 +245,10 @@ void ShmGroup::check_failures() {
 
 void ShmGroup::wait_at_least(int q, Field f, std::uint64_t target, Watchdog& dog, std::uint64_t signature) {
   Control& c = ctl(q);
-  std::atomic<std::uint64_t>& v = f == Field::in ? c.in_seq
-                                  : f == Field::red ? c.red_seq
-                                                    : inline_line(q, target).seq;
+  std::atomic<std::uint64_t>& v = f == Field::in      ? c.in_seq
+                                  : f == Field::red   ? c.red_seq
+                                  : f == Field::agree ? c.agree
+                                                      : inline_line(q, target).seq;
   if (v.load(std::memory_order_acquire) < target) {
     auto last_alive = std::chrono::steady_clock::now();
     for (std::uint32_t spins = 1;; ++spins) {
@@ -264,7 +271,7 @@ void ShmGroup::wait_at_least(int q, Field f, std::uint64_t target, Watchdog& dog
     }
     dog.progress();
   }
-  if (f != Field::red && signature != 0) {
+  if ((f == Field::in || f == Field::tiny) && signature != 0) {
     const std::uint64_t theirs = f == Field::in ? c.signature[target % kSlots].load(std::memory_order_relaxed)
                                                 : inline_line(q, target).signature.load(std::memory_order_relaxed);
     if (theirs != signature)
@@ -282,8 +289,12 @@ void ShmGroup::allreduce(const void* send, void* recv, std::size_t count, DataTy
                          std::size_t divisor, std::uint64_t signature, Watchdog& dog, const ShareHook* hook) {
   if (count == 0) return;
   if (send == nullptr) send = recv;
-  if (!hook && count * size_of(type) <= kInlineBytes) tiny(send, recv, count, type, op, divisor, signature, dog);
-  else if (!hook && count * size_of(type) <= flat_bytes_) flat(send, recv, count, type, op, divisor, signature, dog);
+  const std::size_t bytes = count * size_of(type);
+  if (!hook && bytes <= kInlineBytes) tiny(send, recv, count, type, op, divisor, signature, dog);
+  else if (!hook && bytes <= flat_bytes_) flat(send, recv, count, type, op, divisor, signature, dog);
+  // regions_made_, not the live regions: it is the same on every local rank, so every rank
+  // takes this branch together even after some freed their buffers.
+  else if (!hook && regions_made_ > 0 && direct(send, recv, count, type, op, divisor, signature, dog)) return;
   else stepped(send, recv, count, type, op, divisor, signature, dog, hook);
 }
 
@@ -395,6 +406,193 @@ void ShmGroup::stepped(const void* send, void* recv, std::size_t count, DataType
     }
   }
   if (streaming) store_fence();
+}
+
+// --- Shared buffers and the direct protocol ---------------------------------------------------
+
+std::shared_ptr<SharedBuffer::Region> ShmGroup::allocate_shared(MPI_Comm local, std::size_t bytes) {
+  const auto L = std::size_t(size_);
+  const long page = ::sysconf(_SC_PAGESIZE);
+  const std::size_t len = round_up(std::max<std::size_t>(bytes, 1), std::size_t(page > 0 ? page : 4096));
+  auto region = std::make_shared<SharedBuffer::Region>();
+  region->id = ++regions_made_;
+  region->owner = me_;
+  region->bytes = bytes;
+  region->maps.resize(L);
+
+  // Each rank creates its part under a name nobody can guess, and reserves its pages now
+  // (ENOSPC here, not SIGBUS on first touch); the peers open it by name, then it is unlinked.
+  struct Wire {
+    char name[64];
+    std::uint64_t len;
+  } mine{}, *all = nullptr;
+  std::vector<Wire> wires(L);
+  all = wires.data();
+  std::string failure;  // what failed on this rank, errno in `err`
+  int err = 0;
+  auto fail = [&](std::string what, int e) {
+    failure = std::move(what);
+    err = e;
+  };
+  UniqueFd fd;
+  UniqueShmName unlink_guard;
+  std::random_device rd;
+  std::snprintf(mine.name, sizeof mine.name, "/sluice-buf-%d-%08x%08x", int(::getpid()), rd(), rd());
+  mine.len = len;
+  fd.reset(::shm_open(mine.name, O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0600));
+  if (!fd) {
+    fail(std::string("shm_open ") + mine.name, errno);
+  } else {
+    unlink_guard.reset(mine.name);
+    if (const int e = ::posix_fallocate(fd.get(), 0, off_t(len)); e != 0)
+      fail("reserving " + std::to_string(len) + " bytes of shared memory (" + mine.name + ")", e);
+  }
+  if (failure.empty()) {
+    void* p = ::mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd.get(), 0);
+    if (p == MAP_FAILED) fail("mmap of a " + std::to_string(len) + "-byte shared buffer", errno);
+    else region->maps[std::size_t(me_)] = ShmMapping(p, len);
+  }
+  if (!failure.empty()) mine.name[0] = 0;
+  mpi_check(MPI_Allgather(&mine, sizeof mine, MPI_BYTE, all, sizeof mine, MPI_BYTE, local),
+            "MPI_Allgather (shared buffer names)");
+  bool peer_failed = false;
+  for (std::size_t q = 0; q < L && failure.empty() && !peer_failed; ++q) {
+    if (int(q) == me_) continue;
+    if (!all[q].name[0]) {
+      peer_failed = true;
+      break;
+    }
+    all[q].name[sizeof all[q].name - 1] = 0;
+    UniqueFd peer(::shm_open(all[q].name, O_RDWR | O_CLOEXEC, 0600));
+    void* p = peer ? ::mmap(nullptr, all[q].len, PROT_READ | PROT_WRITE, MAP_SHARED, peer.get(), 0) : MAP_FAILED;
+    if (p == MAP_FAILED) fail(std::string("mapping local rank ") + std::to_string(q) + "'s part (" + all[q].name + ")", errno);
+    else region->maps[q] = ShmMapping(p, all[q].len);
+  }
+  int ok = failure.empty() && !peer_failed ? 1 : 0, all_ok = 0;
+  // After this every rank has opened every name: each unlinks its own on return.
+  mpi_check(MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_MIN, local), "MPI_Allreduce (shared buffer)");
+  if (!failure.empty())
+    throw SystemError("sluice collectives: shared buffer of " + std::to_string(bytes) + " bytes: " + failure, err);
+  if (!all_ok)
+    throw Error("sluice collectives: shared buffer of " + std::to_string(bytes) +
+                " bytes: another rank of this node could not create or map its part");
+  std::lock_guard lk(regions_mu_);
+  std::erase_if(regions_, [](const auto& w) { return w.expired(); });
+  regions_.push_back(region);
+  return region;
+}
+
+std::pair<std::uint64_t, std::uint64_t> ShmGroup::find_own(const void* p, std::size_t bytes) {
+  const auto* c = static_cast<const char*>(p);
+  std::lock_guard lk(regions_mu_);
+  for (const auto& w : regions_) {
+    const auto r = w.lock();
+    if (!r) continue;
+    const ShmMapping& m = r->maps[std::size_t(me_)];
+    if (c >= m.data() && c <= m.data() + m.size() && bytes <= std::size_t(m.data() + m.size() - c))
+      return {r->id, std::uint64_t(c - m.data())};
+  }
+  return {0, 0};
+}
+
+char* ShmGroup::resolve(int q, std::uint64_t id, std::uint64_t offset, std::size_t bytes,
+                        std::vector<std::shared_ptr<SharedBuffer::Region>>& keep) {
+  if (id == 0) return nullptr;
+  std::lock_guard lk(regions_mu_);
+  for (const auto& w : regions_) {
+    auto r = w.lock();
+    if (!r || r->id != id) continue;
+    const ShmMapping& m = r->maps[std::size_t(q)];
+    if (offset > m.size() || bytes > m.size() - offset) return nullptr;
+    keep.push_back(std::move(r));
+    return m.data() + offset;
+  }
+  return nullptr;
+}
+
+namespace {
+// Bytes reduced per block of the direct protocol: the block stays in L1/L2 between the
+// reduction and its L copies out.
+constexpr std::size_t kDirectBlock = 16 * 1024;
+std::atomic<std::uint64_t> direct_call_count{0};
+}  // namespace
+
+std::uint64_t ShmGroup::direct_calls() noexcept { return direct_call_count.load(std::memory_order_relaxed); }
+
+bool ShmGroup::direct(const void* send, void* recv, std::size_t count, DataType type, ReduceOp op,
+                      std::size_t divisor, std::uint64_t signature, Watchdog& dog) {
+  const std::size_t esz = size_of(type);
+  const std::size_t bytes = count * esz;
+  const auto L = std::size_t(size_);
+  const std::uint64_t s = ++seq_;
+
+  // 1. arrive: publish where my buffers are (their allocation and offset; 0: not shared).
+  Control& c = ctl(me_);
+  Control::SharedBuffers& pub = c.shared[s % kSlots];
+  const auto [send_id, send_off] = find_own(send, bytes);
+  const auto [recv_id, recv_off] = find_own(recv, bytes);
+  pub.send_id.store(send_id, std::memory_order_relaxed);
+  pub.send_offset.store(send_off, std::memory_order_relaxed);
+  pub.recv_id.store(recv_id, std::memory_order_relaxed);
+  pub.recv_offset.store(recv_off, std::memory_order_relaxed);
+  c.signature[s % kSlots].store(signature, std::memory_order_relaxed);
+  publish(Field::in, s);
+  wait_all_at_least(Field::in, s, dog, signature);
+
+  // 2. agree: every rank must find every rank's buffers in its own mappings (a rank that
+  //    freed its SharedBuffer no longer maps that allocation), else all take the stepped path.
+  std::vector<std::shared_ptr<SharedBuffer::Region>> keep;
+  SourceList inputs(size_);
+  const void** in = inputs.data();
+  std::vector<char*> out(L);
+  bool ok = true;
+  for (std::size_t q = 0; q < L && ok; ++q) {
+    const Control::SharedBuffers& theirs = ctl(int(q)).shared[s % kSlots];
+    in[q] = resolve(int(q), theirs.send_id.load(std::memory_order_relaxed),
+                    theirs.send_offset.load(std::memory_order_relaxed), bytes, keep);
+    out[q] = resolve(int(q), theirs.recv_id.load(std::memory_order_relaxed),
+                     theirs.recv_offset.load(std::memory_order_relaxed), bytes, keep);
+    ok = in[q] != nullptr && out[q] != nullptr;
+  }
+  c.agree.store(2 * s + (ok ? 1 : 0), std::memory_order_release);
+  bool all = ok;
+  for (int q = 0; q < size_; ++q) {
+    if (q == me_) continue;
+    wait_at_least(q, Field::agree, 2 * s, dog, 0);
+    all = all && (ctl(q).agree.load(std::memory_order_acquire) & 1) != 0;
+  }
+  if (!all) return false;
+
+  // 3. reduce my share of every input, block by block, into every rank's output. Share q is
+  //    read and written by rank q alone, so in place is fine (a block is read before it is
+  //    written). Outputs go to other cores: big ones bypass the cache.
+  const std::size_t align = kLine / esz;
+  const std::size_t per = round_up((count + L - 1) / L, align);
+  const std::size_t first = std::min(count, std::size_t(me_) * per);
+  const std::size_t mine = std::min(count, first + per) - first;
+  const bool streaming = bytes >= stream_bytes_;
+  direct_scratch_.resize(kDirectBlock / sizeof(std::uint64_t));
+  char* block = reinterpret_cast<char*>(direct_scratch_.data());
+  const std::size_t block_elems = kDirectBlock / esz;
+  SourceList sources(size_);
+  const void** src = sources.data();
+  for (std::size_t b = 0; b < mine; b += block_elems) {
+    const std::size_t m = std::min(block_elems, mine - b);
+    const std::size_t at = (first + b) * esz;
+    for (std::size_t q = 0; q < L; ++q) src[q] = static_cast<const char*>(in[q]) + at;
+    reduce(type, op, block, src, size_, m, divisor);
+    for (std::size_t q = 0; q < L; ++q) {
+      if (streaming) copy_streaming(out[q] + at, block, m * esz);
+      else std::memcpy(out[q] + at, block, m * esz);
+    }
+  }
+  if (streaming) store_fence();
+
+  // 4. done: nobody returns (and lets its caller touch its buffers) before all shares are in.
+  publish(Field::red, s);
+  wait_all_at_least(Field::red, s, dog, 0);
+  direct_call_count.fetch_add(1, std::memory_order_relaxed);
+  return true;
 }
 
 }  // namespace sluice::coll

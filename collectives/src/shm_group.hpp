@@ -10,7 +10,11 @@
 //         share r: it reduces share r of all L inputs (rank order) into its result area, and
 //         every rank copies the L results out. Two synchronisations per step, two slots, so
 //         step s+1's copy-in overlaps step s's copy-out.
-// Both fold the L inputs in rank order with f32 accumulation for f16/bf16 and one rounding,
+//   direct (larger, and every rank's send and recv lie in memory from allocate_shared(), which
+//         every local rank maps): rank r reduces share r straight from all L inputs and writes
+//         it into all L outputs. No staging copy; three synchronisations per call (arrive,
+//         agree that every rank's buffers are shared, done).
+// All fold the L inputs in rank order with f32 accumulation for f16/bf16 and one rounding,
 // so the result does not depend on the protocol or the step size.
 #pragma once
 
@@ -24,7 +28,10 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <memory>
+#include <mutex>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace sluice::coll {
@@ -45,6 +52,16 @@ class ShmMapping {
  private:
   void* p_ = nullptr;
   std::size_t len_ = 0;
+};
+
+// A shared buffer as one rank holds it: its own memory and its mappings of the same
+// allocation's buffers of the other local ranks (by local rank). Unmapped when the last
+// SharedBuffer referring to it goes.
+struct SharedBuffer::Region {
+  std::uint64_t id = 0;  // allocation number: the same on every local rank
+  int owner = 0;         // this rank's index in maps
+  std::size_t bytes = 0; // this rank's buffer as asked for (its mapping is rounded to pages)
+  std::vector<ShmMapping> maps;
 };
 
 class ShmGroup {
@@ -70,6 +87,11 @@ class ShmGroup {
                  std::size_t avg_divisor, std::uint64_t signature, Watchdog& dog,
                  const ShareHook* hook = nullptr);
 
+  // Collective over `local` (MPI, the communicator's node communicator): this rank's shared
+  // buffer of `bytes`, mapped by every local rank (Communicator::allocate_shared). Throws
+  // SystemError on every local rank when any could not create or map its part.
+  std::shared_ptr<SharedBuffer::Region> allocate_shared(MPI_Comm local, std::size_t bytes);
+
   // After any failure: tells the other local ranks (they fail at once, naming `culprit`,
   // global rank). kind: 1 died, 2 timed out, 3 mismatched call.
   void mark_failed(int culprit, int kind) noexcept;
@@ -77,6 +99,9 @@ class ShmGroup {
   // Throws what another local rank reported through mark_failed(), if any (the transport
   // calls it while stalled, so a failure seen on this node propagates without MPI).
   void check_failures();
+
+  // Calls this process completed with the direct protocol (tests check it was taken).
+  static std::uint64_t direct_calls() noexcept;
 
   int local_rank() const noexcept { return me_; }
   int local_size() const noexcept { return size_; }
@@ -90,7 +115,7 @@ class ShmGroup {
   InlineLine& inline_line(int local, std::uint64_t step) const noexcept;
   char* input_area(int local, std::uint64_t step) const noexcept;
   char* result_area(int local, std::uint64_t step) const noexcept;
-  enum class Field { in, red, tiny };
+  enum class Field { in, red, tiny, agree };
   void wait_all_at_least(Field f, std::uint64_t target, Watchdog& dog, std::uint64_t signature);
   void wait_at_least(int q, Field f, std::uint64_t target, Watchdog& dog, std::uint64_t signature);
   [[noreturn]] void throw_reported(int q, std::uint64_t bad);
@@ -101,6 +126,15 @@ class ShmGroup {
             std::uint64_t signature, Watchdog& dog);
   void flat(const void* send, void* recv, std::size_t count, DataType type, ReduceOp op, std::size_t divisor,
             std::uint64_t signature, Watchdog& dog);
+  // false: some rank's buffers are not shared memory (only the arrive and agree steps ran).
+  bool direct(const void* send, void* recv, std::size_t count, DataType type, ReduceOp op, std::size_t divisor,
+              std::uint64_t signature, Watchdog& dog);
+  // The allocation holding [p, p + bytes) of this rank's memory (id 0: none) and p's offset.
+  std::pair<std::uint64_t, std::uint64_t> find_own(const void* p, std::size_t bytes);
+  // Local rank q's buffer of allocation `id` at `offset`, held in `keep`; nullptr when this
+  // rank no longer maps that allocation or the range runs past it.
+  char* resolve(int q, std::uint64_t id, std::uint64_t offset, std::size_t bytes,
+                std::vector<std::shared_ptr<SharedBuffer::Region>>& keep);
   void stepped(const void* send, void* recv, std::size_t count, DataType type, ReduceOp op, std::size_t divisor,
                std::uint64_t signature, Watchdog& dog, const ShareHook* hook);
 
@@ -118,6 +152,10 @@ class ShmGroup {
   std::uint64_t seq_ = 0;  // last step published by this rank
   int spin_before_yield_ = 0;
   ShmMapping map_;
+  std::mutex regions_mu_;  // allocate_shared() may run on another thread than allreduce()
+  std::vector<std::weak_ptr<SharedBuffer::Region>> regions_;
+  std::uint64_t regions_made_ = 0;  // the same on every local rank (allocation is collective)
+  std::vector<std::uint64_t> direct_scratch_;  // one reduced block of the direct protocol
 };
 
 }  // namespace sluice::coll

@@ -1,10 +1,13 @@
 // allreduce_async: many tensors of mixed sizes, types and ops submitted in the same order on
 // every rank (with rank-dependent pauses, so the ranks' queues differ when the progress
 // thread agrees on what is ready), polled with test() and waited; results against the
-// reference; average_gradients; a synchronous allreduce while the thread runs.
+// reference; average_gradients; a synchronous allreduce while the thread runs. On one node
+// with shared memory, fused buckets above the flat limit take the shm direct protocol (the
+// fusion buffer is a shared buffer).
 // Under mpirun; MPI_THREAD_MULTIPLE (needed when the communicator spans nodes over the MPI
 // transport), or with --funneled MPI_THREAD_FUNNELED (enough on one node with shm, or over UCX).
 #include "harness.hpp"
+#include "shm_group.hpp"
 
 #include <chrono>
 #include <random>
@@ -45,6 +48,32 @@ int main(int argc, char** argv) {
       fill_input(t.type, t.op, me, t.in.data(), t.count);
       fill_expected(t.type, t.op, n, t.expect.data(), t.count);
       ts.push_back(std::move(t));
+    }
+    // A burst of 16 tensors of 16 KiB (each alone at the flat limit) submitted back to back:
+    // the thread fuses at least two of them, and on one node such a bucket is reduced in the
+    // shared fusion buffer by the direct protocol.
+    {
+      const std::uint64_t before = ShmGroup::direct_calls();
+      std::vector<std::vector<float>> burst(16, std::vector<float>(4096));
+      std::vector<AllreduceHandle> bh;
+      for (std::size_t k = 0; k < burst.size(); ++k) {
+        fill_input(DataType::f32, ReduceOp::sum, me, burst[k].data(), burst[k].size());
+        bh.push_back(comm.allreduce_async(burst[k].data(), burst[k].data(), burst[k].size(), DataType::f32, ReduceOp::sum));
+      }
+      std::vector<float> expect(4096);
+      fill_expected(DataType::f32, ReduceOp::sum, n, expect.data(), expect.size());
+      for (std::size_t k = 0; k < burst.size(); ++k) {
+        bh[k].wait();
+        if (burst[k] != expect) ++failures, std::fprintf(stderr, "rank %d: burst tensor %zu wrong\n", me, k);
+      }
+      const std::uint64_t direct = ShmGroup::direct_calls() - before;
+      if (me == 0) std::printf("burst: %llu fused buckets took the direct protocol\n", static_cast<unsigned long long>(direct));
+      const bool one_shm_node = comm.node_count() == 1 && comm.local_size() > 1 && comm.options().shm;
+      if (one_shm_node != (direct > 0)) {
+        std::fprintf(stderr, "rank %d: %llu burst buckets took the direct protocol (expected %s)\n", me,
+                     static_cast<unsigned long long>(direct), one_shm_node ? "some" : "none");
+        ++failures;
+      }
     }
     std::mt19937 pause{static_cast<unsigned>(me)};
     std::vector<AllreduceHandle> hs;

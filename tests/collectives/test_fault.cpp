@@ -4,6 +4,7 @@
 //   --mismatch R  rank R calls one allreduce with a different count
 //   --destroy 1   survivors also destroy the communicator afterwards (it must not hang on the
 //                 failed peer) and report how long that took (destroy_ms)
+//   --shared 1    the buffer comes from allocate_shared (the shm path's direct protocol)
 // Every survivor must end with a sluice::coll error naming R (mismatch: any error of that
 // kind), and prints "RESULT rank=.. error=.. peer=.. ms=.." where ms is the time from the
 // start of the failing call. check_fault.sh checks the lines and that nothing hung.
@@ -22,13 +23,14 @@ int main(int argc, char** argv) {
   std::string mode = "kill", algo = "auto";
   int victim = 1;
   std::size_t count = 1 << 18;
-  bool destroy = false;
+  bool destroy = false, shared = false;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string a = argv[i];
     if (a == "--kill" || a == "--stall" || a == "--mismatch") mode = a.substr(2), victim = std::stoi(argv[i + 1]);
     if (a == "--algo") algo = argv[i + 1];
     if (a == "--count") count = std::stoul(argv[i + 1]);
     if (a == "--destroy") destroy = std::string(argv[i + 1]) == "1";
+    if (a == "--shared") shared = std::string(argv[i + 1]) == "1";
   }
   int rank = 0, size = 1;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
@@ -40,7 +42,18 @@ int main(int argc, char** argv) {
   std::optional<Communicator> comm;
   comm.emplace(MPI_COMM_WORLD);
   const AllreduceOptions call{*parse_algorithm(algo)};
-  std::vector<float> buf(count, 1.0f);
+  // count + 1: the mismatching rank's one call reads one element more.
+  std::vector<float> heap;
+  SharedBuffer shared_buf;
+  std::span<float> buf;
+  if (shared) {
+    shared_buf = comm->allocate_shared((count + 1) * sizeof(float));
+    buf = shared_buf.as<float>();
+  } else {
+    heap.resize(count + 1);
+    buf = heap;
+  }
+  std::fill(buf.begin(), buf.end(), 1.0f);
   if (rank == victim && mode != "mismatch") {
     std::thread([stall = mode == "stall"] {
       std::this_thread::sleep_for(std::chrono::milliseconds(300));

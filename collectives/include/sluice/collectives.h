@@ -61,6 +61,15 @@ int sluice_coll_comm_size(sluice_coll_comm_t comm);
 int sluice_coll_allreduce(sluice_coll_comm_t comm, const void* send, void* recv, size_t count,
                           sluice_coll_dtype_t dtype, sluice_coll_op_t op, sluice_coll_algo_t algo);
 
+/* Collective over the communicator: `bytes` of zero-filled, page-aligned memory for this rank
+   that the other ranks of its node map too; an allreduce whose buffers lie in such memory on
+   every rank of the node skips the staging copies (Communicator::allocate_shared). *out is
+   NULL on failure (then every rank fails). Freed with sluice_coll_free_shared (this rank
+   only), or when the communicator is destroyed. */
+int sluice_coll_alloc_shared(sluice_coll_comm_t comm, size_t bytes, void** out);
+/* p: a pointer from sluice_coll_alloc_shared on this communicator (NULL: nothing to do). */
+int sluice_coll_free_shared(sluice_coll_comm_t comm, void* p);
+
 const char* sluice_coll_last_error(void);
 /* The rank the last error names, -1 when none. */
 int sluice_coll_last_error_peer(void);

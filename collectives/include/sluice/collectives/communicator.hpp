@@ -81,6 +81,30 @@ class AllreduceHandle {
   std::shared_ptr<State> state_;
 };
 
+// Memory that every rank of this node maps (Communicator::allocate_shared). An allreduce whose
+// send and recv buffers lie in such memory on every rank of the node reduces straight from the
+// ranks' inputs into all their outputs: no copy through the staging segment, about half the
+// memory traffic. Move-only; the memory stays valid (and mapped by the peers that still hold
+// theirs) until this object is destroyed, also after its communicator.
+class SharedBuffer {
+ public:
+  SharedBuffer() = default;
+  void* data() const noexcept;
+  std::size_t size() const noexcept;
+  explicit operator bool() const noexcept { return region_ != nullptr; }
+  template <typename T>
+  std::span<T> as() const noexcept {
+    return {static_cast<T*>(data()), size() / sizeof(T)};
+  }
+
+  struct Region;
+
+ private:
+  friend class Communicator;
+  explicit SharedBuffer(std::shared_ptr<Region> r) : region_(std::move(r)) {}
+  std::shared_ptr<Region> region_;
+};
+
 // One gradient for average_gradients (send == nullptr or send == recv: in place).
 struct Tensor {
   const void* send;
@@ -123,6 +147,15 @@ class Communicator {
 
   template <typename T>
   void allreduce(std::span<const T> send, std::span<T> recv, ReduceOp op, const AllreduceOptions& call = {});
+
+  // A zero-filled, page-aligned buffer of `bytes` for this rank that the other ranks of its
+  // node map too (see SharedBuffer). Collective over the communicator: every rank calls it,
+  // in the same order relative to its other collective calls (sizes may differ). It uses MPI
+  // on the calling thread: call it before allreduce_async starts the progress thread, unless
+  // MPI runs with MPI_THREAD_MULTIPLE. Without shared memory (SLUICE_COLL_SHM=0, one rank
+  // on the node) it is private memory and allreduce treats it like any buffer. All or none:
+  // the rank that could not get its part throws SystemError, every other rank Error.
+  SharedBuffer allocate_shared(std::size_t bytes);
 
   // Queues an allreduce for the progress thread (started by the first call) and returns at
   // once. Every rank must submit the same tensors in the same order; consecutive tensors of
