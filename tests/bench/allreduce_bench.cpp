@@ -59,9 +59,13 @@ void usage() {
   std::printf(
       "usage: sluice-bench-allreduce [--minbytes N] [--maxbytes N] [--factor F] [--samples S]\n"
       "                              [--algo auto|shm|ring|rd|rabenseifner|hierarchical]\n"
-      "                              [--transport mpi|ucx] [--json] [--no-check] [--skip-mpi]\n"
+      "                              [--transport mpi|ucx] [--shared-buffers] [--json] [--no-check]\n"
+      "                              [--skip-mpi]\n"
       "  --transport: the transport under ring/rd/rabenseifner/hierarchical (default:\n"
       "               SLUICE_COLL_TRANSPORT, else mpi); the shm path does not use one.\n"
+      "  --shared-buffers: send and recv (of sluice and MPI alike) come from\n"
+      "               Communicator::allocate_shared, so sluice's shm path reduces in place of\n"
+      "               the staging copies (default: ordinary heap buffers).\n"
       "       sluice-bench-allreduce --calibrate   (cost-model constants: MPI p2p latency and\n"
       "                              bandwidth between ranks 0 and 1, f32 sum kernel bandwidth)\n"
       "  sizes take K/M/G suffixes (binary); defaults 4 B .. 256M, x8, 9 samples.\n");
@@ -77,7 +81,7 @@ int main(int argc, char** argv) {
   std::size_t minb = 4, maxb = std::size_t(256) << 20;
   double factor = 8;
   int samples = 9;
-  bool json = false, check = true, skip_mpi = false, calibrate = false;
+  bool json = false, check = true, skip_mpi = false, calibrate = false, shared_buffers = false;
   std::string transport, algo_name = "auto";  // transport "": SLUICE_COLL_TRANSPORT (default mpi)
   try {
     for (int i = 1; i < argc; ++i) {
@@ -95,6 +99,7 @@ int main(int argc, char** argv) {
       else if (a == "--json") json = true;
       else if (a == "--no-check") check = false;
       else if (a == "--skip-mpi") skip_mpi = true;
+      else if (a == "--shared-buffers") shared_buffers = true;
       else if (a == "--calibrate") calibrate = true;
       else if (a == "-h" || a == "--help") { if (rank == 0) usage(); MPI_Finalize(); return 0; }
       else throw std::invalid_argument("unknown argument " + a);
@@ -182,7 +187,20 @@ int main(int argc, char** argv) {
   }
 
   const std::size_t maxcount = std::max<std::size_t>(1, maxb / 4);
-  std::vector<float> send(maxcount), recv(maxcount);
+  std::vector<float> heap_send, heap_recv;
+  SharedBuffer shared_send, shared_recv;
+  std::span<float> send, recv;
+  if (shared_buffers) {
+    shared_send = comm.allocate_shared(maxcount * sizeof(float));
+    shared_recv = comm.allocate_shared(maxcount * sizeof(float));
+    send = shared_send.as<float>();
+    recv = shared_recv.as<float>();
+  } else {
+    heap_send.resize(maxcount);
+    heap_recv.resize(maxcount);
+    send = heap_send;
+    recv = heap_recv;
+  }
   for (std::size_t i = 0; i < maxcount; ++i) send[i] = float((i + std::size_t(rank)) % 7);
   std::fill(recv.begin(), recv.end(), 0.0f);
 
@@ -248,8 +266,8 @@ int main(int argc, char** argv) {
     const double busf = n > 1 ? 2.0 * (n - 1) / n : 1.0;
     auto bus = [&](std::size_t bytes, double us) { return us > 0 ? double(bytes) / (us * 1e-6) / 1e9 * busf : 0; };
     if (json) {
-      std::printf("{\"ranks\":%d,\"memcpy_GBps\":%.2f,\"transport\":\"%s\",\"algo\":\"%s\",\"results\":[", n, memcpy_GBps,
-                  transport.c_str(), algo_name.c_str());
+      std::printf("{\"ranks\":%d,\"memcpy_GBps\":%.2f,\"transport\":\"%s\",\"algo\":\"%s\",\"buffers\":\"%s\",\"results\":[", n,
+                  memcpy_GBps, transport.c_str(), algo_name.c_str(), shared_buffers ? "shared" : "user");
       for (std::size_t i = 0; i < rows.size(); ++i) {
         const Row& r = rows[i];
         std::printf("%s{\"bytes\":%zu,\"sluice_us\":%.2f,\"mpi_us\":%.2f,\"sluice_busbw_GBps\":%.3f,\"mpi_busbw_GBps\":%.3f}",
@@ -257,8 +275,9 @@ int main(int argc, char** argv) {
       }
       std::printf("]}\n");
     } else {
-      std::printf("# sluice allreduce vs MPI_Allreduce, f32 sum, %d ranks (%d nodes), transport %s, algo %s\n", n,
-                  comm.node_count(), transport.c_str(), algo_name.c_str());
+      std::printf("# sluice allreduce vs MPI_Allreduce, f32 sum, %d ranks (%d nodes), transport %s, algo %s, %s buffers\n",
+                  n, comm.node_count(), transport.c_str(), algo_name.c_str(),
+                  shared_buffers ? "shared (allocate_shared)" : "heap");
       std::printf("# memcpy (1 core, 256 MiB): %.2f GB/s; busbw = bytes/time * 2(n-1)/n; median of %d samples\n",
                   memcpy_GBps, samples);
       std::printf("%9s %13s %10s %10s %10s %10s %10s %8s %6s\n", "bytes", "algo", "sluice_us", "mpi_us", "s_algbw",
