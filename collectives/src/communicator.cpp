@@ -73,6 +73,7 @@ Options Options::from_environment() {
   env_number<std::size_t>("SLUICE_COLL_SHM_STEP", o.shm_step_bytes, 4096, std::size_t{1} << 30);
   env_number<std::size_t>("SLUICE_COLL_SHM_FLAT", o.shm_flat_bytes, 0, std::size_t{1} << 30);
   env_number<std::size_t>("SLUICE_COLL_SHM_STREAM", o.shm_stream_bytes, 0, std::size_t{1} << 62);
+  env_number<std::size_t>("SLUICE_COLL_SHM_DIRECT_STREAM", o.shm_direct_stream_bytes, 0, std::size_t{1} << 62);
   env_number<std::size_t>("SLUICE_COLL_RING_SEGMENT", o.ring_segment_bytes, 64, std::size_t{1} << 30);
   env_number<int>("SLUICE_COLL_RING_DEPTH", o.ring_depth, 2, 64);
   env_number<std::size_t>("SLUICE_COLL_FUSION_BYTES", o.fusion_bytes, 0, std::size_t{1} << 40);

@@ -145,6 +145,7 @@ class ShmGroup {
   std::size_t result_bytes_ = 0; // result area per rank per slot
   std::size_t flat_bytes_ = 0;
   std::size_t stream_bytes_ = 0;  // outputs this big are written with non-temporal stores
+  std::size_t direct_stream_bytes_ = 0;  // the same for the direct protocol
   std::size_t slot_stride_ = 0;  // bytes per (rank, slot)
   std::size_t data_offset_ = 0;
   std::size_t inline_offset_ = 0;

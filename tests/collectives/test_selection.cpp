@@ -64,6 +64,12 @@ BOOST_AUTO_TEST_CASE(environment_overrides) {
   ::unsetenv("SLUICE_COLL_TIMEOUT_MS");
   ::unsetenv("SLUICE_COLL_CHECK");
   BOOST_TEST(Options::from_environment().check_signature);
+  BOOST_TEST(Options::from_environment().shm_direct_stream_bytes == 0u);  // 0: from the cache size
+  ::setenv("SLUICE_COLL_SHM_DIRECT_STREAM", "4194304", 1);
+  BOOST_TEST(Options::from_environment().shm_direct_stream_bytes == 4194304u);
+  ::setenv("SLUICE_COLL_SHM_DIRECT_STREAM", "4M", 1);  // bytes only, like the other sizes
+  BOOST_CHECK_THROW(Options::from_environment(), sluice::InvalidArgument);
+  ::unsetenv("SLUICE_COLL_SHM_DIRECT_STREAM");
 }
 
 BOOST_AUTO_TEST_CASE(transport_from_environment) {

@@ -45,6 +45,10 @@ struct Options {
   // Outputs of at least this many bytes are written with non-temporal stores (they would not
   // stay in cache anyway). SLUICE_COLL_SHM_STREAM.
   std::size_t shm_stream_bytes = std::size_t{16} << 20;
+  // The same for the direct protocol (buffers from allocate_shared), whose outputs are all
+  // written by other cores. 0: when the node's inputs and outputs of the call together
+  // (2 x local ranks x bytes) exceed the last-level cache. SLUICE_COLL_SHM_DIRECT_STREAM.
+  std::size_t shm_direct_stream_bytes = 0;
   // Ring segment size and segments in flight. SLUICE_COLL_RING_SEGMENT, SLUICE_COLL_RING_DEPTH.
   std::size_t ring_segment_bytes = 256 * 1024;
   int ring_depth = 4;
