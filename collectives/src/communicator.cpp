@@ -297,6 +297,11 @@ std::size_t SharedBuffer::size() const noexcept { return region_ ? region_->byte
 
 SharedBuffer Communicator::allocate_shared(std::size_t bytes) {
   Impl& m = *impl_;
+  // Every rank must agree, call by call, on whether shared buffers exist; a collective of its
+  // own running beside the progress thread's calls could not keep that so.
+  if (m.engine)
+    throw InvalidArgument("allocate_shared: the allreduce_async progress thread is running; allocate shared "
+                          "buffers before the first allreduce_async");
   std::shared_ptr<SharedBuffer::Region> region;
   std::exception_ptr failure;
   try {

@@ -155,7 +155,7 @@ class ShmGroup {
   ShmMapping map_;
   std::mutex regions_mu_;  // allocate_shared() may run on another thread than allreduce()
   std::vector<std::weak_ptr<SharedBuffer::Region>> regions_;
-  std::uint64_t regions_made_ = 0;  // the same on every local rank (allocation is collective)
+  std::atomic<std::uint64_t> regions_made_{0};  // the same on every local rank (allocation is collective)
   std::vector<std::uint64_t> direct_scratch_;  // one reduced block of the direct protocol
 };
 

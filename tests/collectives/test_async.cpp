@@ -75,6 +75,14 @@ int main(int argc, char** argv) {
         ++failures;
       }
     }
+    // Once the progress thread runs, allocate_shared refuses (it would race the thread's calls).
+    try {
+      (void)comm.allocate_shared(4096);
+      ++failures, std::fprintf(stderr, "rank %d: allocate_shared after allreduce_async was not refused\n", me);
+    } catch (const sluice::InvalidArgument& e) {
+      if (std::string(e.what()).find("allreduce_async") == std::string::npos)
+        ++failures, std::fprintf(stderr, "rank %d: allocate_shared refusal does not say why: %s\n", me, e.what());
+    }
     std::mt19937 pause{static_cast<unsigned>(me)};
     std::vector<AllreduceHandle> hs;
     for (std::size_t i = 0; i < ts.size(); ++i) {

@@ -154,9 +154,9 @@ class Communicator {
 
   // A zero-filled, page-aligned buffer of `bytes` for this rank that the other ranks of its
   // node map too (see SharedBuffer). Collective over the communicator: every rank calls it,
-  // in the same order relative to its other collective calls (sizes may differ). It uses MPI
-  // on the calling thread: call it before allreduce_async starts the progress thread, unless
-  // MPI runs with MPI_THREAD_MULTIPLE. Without shared memory (SLUICE_COLL_SHM=0, one rank
+  // in the same order relative to its other collective calls (sizes may differ), before the
+  // first allreduce_async (afterwards it throws InvalidArgument: the progress thread owns the
+  // communicator). Without shared memory (SLUICE_COLL_SHM=0, one rank
   // on the node) it is private memory and allreduce treats it like any buffer. All or none:
   // the rank that could not get its part throws SystemError, every other rank Error.
   SharedBuffer allocate_shared(std::size_t bytes);
