@@ -86,8 +86,9 @@ int sluice_coll_alloc_shared(sluice_coll_comm_t comm, size_t bytes, void** out) 
   if (out) *out = nullptr;
   return guarded([&] {
     if (!comm) throw sluice::InvalidArgument("sluice_coll_alloc_shared: null communicator");
-    if (!out) throw sluice::InvalidArgument("sluice_coll_alloc_shared: null output pointer");
     sluice::coll::SharedBuffer b = comm->comm.allocate_shared(bytes);
+    // After the collective, so that the other ranks are not left waiting for this one.
+    if (!out) throw sluice::InvalidArgument("sluice_coll_alloc_shared: null output pointer");
     void* p = b.data();
     comm->shared.emplace(p, std::move(b));
     *out = p;

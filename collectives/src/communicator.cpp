@@ -168,6 +168,8 @@ struct Communicator::Impl {
   // One collective call over host buffers (what every chunk of a staged call is).
   void one(const void* send, void* recv, std::size_t count, DataType type, ReduceOp op, Algorithm algo);
   void record_failure(const std::exception& e);
+  // Communicator::allocate_shared after its checks (the async engine calls it for its buffer).
+  SharedBuffer allocate_shared(std::size_t bytes);
 
   void run(const void* send, void* recv, std::size_t count, DataType type, ReduceOp op, Algorithm algo,
            std::uint64_t signature, Watchdog& dog);
@@ -297,19 +299,28 @@ std::size_t SharedBuffer::size() const noexcept { return region_ ? region_->byte
 
 SharedBuffer Communicator::allocate_shared(std::size_t bytes) {
   Impl& m = *impl_;
+  if (!m.broken.empty())
+    throw BrokenCommunicator("allocate_shared: the communicator is broken by an earlier failure: " + m.broken);
   // Every rank must agree, call by call, on whether shared buffers exist; a collective of its
   // own running beside the progress thread's calls could not keep that so.
   if (m.engine)
     throw InvalidArgument("allocate_shared: the allreduce_async progress thread is running; allocate shared "
                           "buffers before the first allreduce_async");
+  return m.allocate_shared(bytes);
+}
+
+SharedBuffer Communicator::Impl::allocate_shared(std::size_t bytes) {
+  Impl& m = *this;
   std::shared_ptr<SharedBuffer::Region> region;
   std::exception_ptr failure;
   try {
     if (m.shm) {
-      region = m.shm->allocate_shared(m.local.get(), bytes);
+      Watchdog dog(m.options.timeout);
+      region = m.shm->allocate_shared(bytes, dog);
     } else {  // nobody to share with: private pages
       const long page = ::sysconf(_SC_PAGESIZE);
       const std::size_t unit = std::size_t(page > 0 ? page : 4096);
+      if (bytes > (std::size_t{1} << 62)) throw InvalidArgument("allocate_shared: " + std::to_string(bytes) + " bytes");
       const std::size_t len = (std::max<std::size_t>(bytes, 1) + unit - 1) / unit * unit;
       void* p = ::mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
       if (p == MAP_FAILED)
@@ -318,12 +329,19 @@ SharedBuffer Communicator::allocate_shared(std::size_t bytes) {
       region->bytes = bytes;
       region->maps.emplace_back(p, len);
     }
+  } catch (const PeerError& e) {  // a local peer never came (or died): the communicator is broken
+    m.broken = e.what();
+    const int kind = dynamic_cast<const PeerTimeout*>(&e) ? 2 : 1;
+    if (m.shm) m.shm->mark_failed(e.peer(), kind);
+    m.transport->broadcast_failure(e.peer(), kind);
+    throw;
   } catch (const std::exception&) {
     failure = std::current_exception();
   }
-  // All or none, across nodes too.
+  // All or none across nodes too (on one node the segment's agreement already was).
   int ok = failure ? 0 : 1;
-  mpi_check(MPI_Allreduce(MPI_IN_PLACE, &ok, 1, MPI_INT, MPI_MIN, m.comm.get()), "MPI_Allreduce (shared buffer)");
+  if (m.nodes > 1 || !m.shm)
+    mpi_check(MPI_Allreduce(MPI_IN_PLACE, &ok, 1, MPI_INT, MPI_MIN, m.comm.get()), "MPI_Allreduce (shared buffer)");
   if (failure) std::rethrow_exception(failure);
   if (!ok) throw Error("sluice collectives: allocate_shared(" + std::to_string(bytes) + "): failed on another rank");
   return SharedBuffer(std::move(region));
@@ -353,9 +371,15 @@ AllreduceHandle Communicator::allreduce_async(const void* send, void* recv, std:
     // One node: fused buckets live in a shared buffer, so they take the shm direct protocol.
     // Collective, like the first allreduce_async it belongs to; where the memory cannot be
     // had (every rank fails alike) the engine uses a heap buffer.
+    // (Through the segment, no MPI, and with the call deadline: a rank that never makes its
+    // first allreduce_async fails the others with PeerTimeout, as its absence would anyway.)
     if (m.shm && m.nodes == 1 && m.options.fusion_bytes > 0) {
+      if (!m.broken.empty())
+        throw BrokenCommunicator("allreduce_async: the communicator is broken by an earlier failure: " + m.broken);
       try {
-        m.fusion = allocate_shared(m.options.fusion_bytes);
+        m.fusion = m.allocate_shared(m.options.fusion_bytes);
+      } catch (const PeerError&) {
+        throw;
       } catch (const Error& e) {
         if (m.rank == 0)
           std::fprintf(stderr, "sluice collectives: fusion buffer in ordinary memory (%s)\n", e.what());

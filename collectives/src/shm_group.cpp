@@ -58,6 +58,13 @@ struct alignas(128) ShmGroup::Control {
     std::atomic<std::uint64_t> send_id, send_offset, recv_id, recv_offset;
   } shared[kSlots];
   std::atomic<std::uint64_t> agree;
+  // allocate_shared, allocation k: 2k-1 once alloc_name (this rank's part, "" if it could
+  // not make one) and alloc_len are written, 2k once the peers' parts are mapped; alloc_ok is
+  // 2k + (this rank holds every part).
+  std::atomic<std::uint64_t> alloc_seq;
+  std::atomic<std::uint64_t> alloc_ok;
+  char alloc_name[64];
+  std::uint64_t alloc_len;
 };
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
 
@@ -170,6 +177,7 @@ ShmGroup::ShmGroup(MPI_Comm local, std::vector<int> local_to_global, const std::
 
   // The creator picks a name nobody can guess or collide with, and sends it with its status.
   char name[64] = {};
+  char created[64] = {};  // the guard's copy: `name` is blanked below to tell the others it failed
   std::string failure;
   UniqueFd fd;
   UniqueShmName unlink_guard;
@@ -180,7 +188,8 @@ ShmGroup::ShmGroup(MPI_Comm local, std::vector<int> local_to_global, const std::
     if (!fd) {
       failure = std::string("shm_open ") + name + ": " + std::strerror(errno);
     } else {
-      unlink_guard.reset(name);
+      std::memcpy(created, name, sizeof created);
+      unlink_guard.reset(created);
       if (::ftruncate(fd.get(), off_t(total)) != 0) failure = std::string("ftruncate ") + name + ": " + std::strerror(errno);
     }
     if (!failure.empty()) name[0] = 0;
@@ -282,6 +291,7 @@ void ShmGroup::wait_at_least(int q, Field f, std::uint64_t target, Watchdog& dog
   std::atomic<std::uint64_t>& v = f == Field::in      ? c.in_seq
                                   : f == Field::red   ? c.red_seq
                                   : f == Field::agree ? c.agree
+                                  : f == Field::alloc ? c.alloc_seq
                                                       : inline_line(q, target).seq;
   if (v.load(std::memory_order_acquire) < target) {
     auto last_alive = std::chrono::steady_clock::now();
@@ -444,72 +454,91 @@ void ShmGroup::stepped(const void* send, void* recv, std::size_t count, DataType
 
 // --- Shared buffers and the direct protocol ---------------------------------------------------
 
-std::shared_ptr<SharedBuffer::Region> ShmGroup::allocate_shared(MPI_Comm local, std::size_t bytes) {
+std::shared_ptr<SharedBuffer::Region> ShmGroup::allocate_shared(std::size_t bytes, Watchdog& dog) {
   const auto L = std::size_t(size_);
-  const long page = ::sysconf(_SC_PAGESIZE);
-  const std::size_t len = round_up(std::max<std::size_t>(bytes, 1), std::size_t(page > 0 ? page : 4096));
+  const std::uint64_t k = ++allocations_tried_;  // the same on every local rank
   auto region = std::make_shared<SharedBuffer::Region>();
-  region->id = ++regions_made_;
   region->owner = me_;
   region->bytes = bytes;
   region->maps.resize(L);
 
-  // Each rank creates its part under a name nobody can guess, and reserves its pages now
-  // (ENOSPC here, not SIGBUS on first touch); the peers open it by name, then it is unlinked.
-  struct Wire {
-    char name[64];
-    std::uint64_t len;
-  } mine{}, *all = nullptr;
-  std::vector<Wire> wires(L);
-  all = wires.data();
+  // 1. Each rank creates its part under a name nobody can guess and reserves its pages now
+  //    (ENOSPC here, not SIGBUS on first touch), then publishes the name ("" if it failed).
   std::string failure;  // what failed on this rank, errno in `err`
   int err = 0;
-  auto fail = [&](std::string what, int e) {
-    failure = std::move(what);
-    err = e;
-  };
+  char created[sizeof Control::alloc_name] = {};  // what unlink_guard unlinks
   UniqueFd fd;
   UniqueShmName unlink_guard;
-  std::random_device rd;
-  std::snprintf(mine.name, sizeof mine.name, "/sluice-buf-%d-%08x%08x", int(::getpid()), rd(), rd());
-  mine.len = len;
-  fd.reset(::shm_open(mine.name, O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0600));
-  if (!fd) {
-    fail(std::string("shm_open ") + mine.name, errno);
-  } else {
-    unlink_guard.reset(mine.name);
+  try {
+    const long page = ::sysconf(_SC_PAGESIZE);
+    const std::size_t unit = std::size_t(page > 0 ? page : 4096);
+    if (bytes > (std::size_t{1} << 62)) throw InvalidArgument("allocate_shared: " + std::to_string(bytes) + " bytes");
+    const std::size_t len = round_up(std::max<std::size_t>(bytes, 1), unit);
+    std::random_device rd;
+    std::snprintf(created, sizeof created, "/sluice-buf-%d-%08x%08x", int(::getpid()), rd(), rd());
+    fd.reset(::shm_open(created, O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0600));
+    if (!fd) throw SystemError(std::string("shm_open ") + created, errno);
+    unlink_guard.reset(created);
     if (const int e = ::posix_fallocate(fd.get(), 0, off_t(len)); e != 0)
-      fail("reserving " + std::to_string(len) + " bytes of shared memory (" + mine.name + ")", e);
-  }
-  if (failure.empty()) {
+      throw SystemError("reserving " + std::to_string(len) + " bytes of shared memory (" + created + ")", e);
     void* p = ::mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd.get(), 0);
-    if (p == MAP_FAILED) fail("mmap of a " + std::to_string(len) + "-byte shared buffer", errno);
-    else region->maps[std::size_t(me_)] = ShmMapping(p, len);
+    if (p == MAP_FAILED) throw SystemError("mmap of a " + std::to_string(len) + "-byte shared buffer", errno);
+    region->maps[std::size_t(me_)] = ShmMapping(p, len);
+  } catch (const SystemError& e) {
+    failure = e.what();
+    err = e.code();
+  } catch (const std::exception& e) {
+    failure = e.what();
+    err = EINVAL;
   }
-  if (!failure.empty()) mine.name[0] = 0;
-  mpi_check(MPI_Allgather(&mine, sizeof mine, MPI_BYTE, all, sizeof mine, MPI_BYTE, local),
-            "MPI_Allgather (shared buffer names)");
+  Control& c = ctl(me_);
+  std::memset(c.alloc_name, 0, sizeof c.alloc_name);
+  if (failure.empty()) std::memcpy(c.alloc_name, created, sizeof c.alloc_name);
+  c.alloc_len = region->maps[std::size_t(me_)].size();
+  c.alloc_seq.store(2 * k - 1, std::memory_order_release);
+
+  // 2. Map every peer's part. A peer cannot start allocation k+1 (and overwrite its name)
+  //    before everyone has published step 2k below.
   bool peer_failed = false;
-  for (std::size_t q = 0; q < L && failure.empty() && !peer_failed; ++q) {
-    if (int(q) == me_) continue;
-    if (!all[q].name[0]) {
+  for (int q = 0; q < size_; ++q) {
+    if (q == me_) continue;
+    wait_at_least(q, Field::alloc, 2 * k - 1, dog, 0);
+    if (!failure.empty() || peer_failed) continue;
+    const Control& theirs = ctl(q);
+    char peer_name[sizeof Control::alloc_name];
+    std::memcpy(peer_name, theirs.alloc_name, sizeof peer_name);
+    peer_name[sizeof peer_name - 1] = 0;
+    if (!peer_name[0]) {
       peer_failed = true;
-      break;
+      continue;
     }
-    all[q].name[sizeof all[q].name - 1] = 0;
-    UniqueFd peer(::shm_open(all[q].name, O_RDWR | O_CLOEXEC, 0600));
-    void* p = peer ? ::mmap(nullptr, all[q].len, PROT_READ | PROT_WRITE, MAP_SHARED, peer.get(), 0) : MAP_FAILED;
-    if (p == MAP_FAILED) fail(std::string("mapping local rank ") + std::to_string(q) + "'s part (" + all[q].name + ")", errno);
-    else region->maps[q] = ShmMapping(p, all[q].len);
+    UniqueFd peer(::shm_open(peer_name, O_RDWR | O_CLOEXEC, 0600));
+    void* p = peer ? ::mmap(nullptr, theirs.alloc_len, PROT_READ | PROT_WRITE, MAP_SHARED, peer.get(), 0) : MAP_FAILED;
+    if (p == MAP_FAILED) {
+      failure = "mapping local rank " + std::to_string(q) + "'s part (" + peer_name + "): " + std::strerror(errno);
+      err = errno;
+    } else {
+      region->maps[std::size_t(q)] = ShmMapping(p, theirs.alloc_len);
+    }
   }
-  int ok = failure.empty() && !peer_failed ? 1 : 0, all_ok = 0;
-  // After this every rank has opened every name: each unlinks its own on return.
-  mpi_check(MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_MIN, local), "MPI_Allreduce (shared buffer)");
+
+  // 3. Agree: all or none. After this every rank has opened every name, so each unlinks its
+  //    own on return (nothing stays in /dev/shm).
+  const bool ok = failure.empty() && !peer_failed;
+  c.alloc_ok.store(2 * k + (ok ? 1 : 0), std::memory_order_relaxed);
+  c.alloc_seq.store(2 * k, std::memory_order_release);
+  bool all_ok = ok;
+  for (int q = 0; q < size_; ++q) {
+    if (q == me_) continue;
+    wait_at_least(q, Field::alloc, 2 * k, dog, 0);
+    all_ok = all_ok && (ctl(q).alloc_ok.load(std::memory_order_relaxed) & 1) != 0;
+  }
   if (!failure.empty())
     throw SystemError("sluice collectives: shared buffer of " + std::to_string(bytes) + " bytes: " + failure, err);
   if (!all_ok)
     throw Error("sluice collectives: shared buffer of " + std::to_string(bytes) +
                 " bytes: another rank of this node could not create or map its part");
+  region->id = ++regions_made_;  // only allocations that every local rank holds count
   std::lock_guard lk(regions_mu_);
   std::erase_if(regions_, [](const auto& w) { return w.expired(); });
   regions_.push_back(region);
@@ -610,7 +639,9 @@ bool ShmGroup::direct(const void* send, void* recv, std::size_t count, DataType 
   const std::size_t block_elems = kDirectBlock / esz;
   SourceList sources(size_);
   const void** src = sources.data();
-  for (std::size_t b = 0; b < mine; b += block_elems) {
+  for (std::size_t b = 0, blocks = 0; b < mine; b += block_elems, ++blocks) {
+    // Another rank failed: stop writing into the others' buffers now (they may be returning).
+    if ((blocks & 15) == 15) check_failures();
     const std::size_t m = std::min(block_elems, mine - b);
     const std::size_t at = (first + b) * esz;
     for (std::size_t q = 0; q < L; ++q) src[q] = static_cast<const char*>(in[q]) + at;

@@ -87,10 +87,11 @@ class ShmGroup {
                  std::size_t avg_divisor, std::uint64_t signature, Watchdog& dog,
                  const ShareHook* hook = nullptr);
 
-  // Collective over `local` (MPI, the communicator's node communicator): this rank's shared
-  // buffer of `bytes`, mapped by every local rank (Communicator::allocate_shared). Throws
-  // SystemError on every local rank when any could not create or map its part.
-  std::shared_ptr<SharedBuffer::Region> allocate_shared(MPI_Comm local, std::size_t bytes);
+  // Collective over the node's ranks (through the segment, no MPI; every wait has `dog`'s
+  // deadline): this rank's shared buffer of `bytes`, mapped by every local rank
+  // (Communicator::allocate_shared). All or none: the rank that could not create or map a
+  // part throws SystemError, the others Error; a peer that never arrives, PeerTimeout/PeerDied.
+  std::shared_ptr<SharedBuffer::Region> allocate_shared(std::size_t bytes, Watchdog& dog);
 
   // After any failure: tells the other local ranks (they fail at once, naming `culprit`,
   // global rank). kind: 1 died, 2 timed out, 3 mismatched call.
@@ -115,7 +116,7 @@ class ShmGroup {
   InlineLine& inline_line(int local, std::uint64_t step) const noexcept;
   char* input_area(int local, std::uint64_t step) const noexcept;
   char* result_area(int local, std::uint64_t step) const noexcept;
-  enum class Field { in, red, tiny, agree };
+  enum class Field { in, red, tiny, agree, alloc };
   void wait_all_at_least(Field f, std::uint64_t target, Watchdog& dog, std::uint64_t signature);
   void wait_at_least(int q, Field f, std::uint64_t target, Watchdog& dog, std::uint64_t signature);
   [[noreturn]] void throw_reported(int q, std::uint64_t bad);
@@ -155,7 +156,8 @@ class ShmGroup {
   ShmMapping map_;
   std::mutex regions_mu_;  // allocate_shared() may run on another thread than allreduce()
   std::vector<std::weak_ptr<SharedBuffer::Region>> regions_;
-  std::atomic<std::uint64_t> regions_made_{0};  // the same on every local rank (allocation is collective)
+  std::atomic<std::uint64_t> regions_made_{0};  // allocations every local rank holds: the same on all
+  std::uint64_t allocations_tried_ = 0;          // allocate_shared calls: the same on all
   std::vector<std::uint64_t> direct_scratch_;  // one reduced block of the direct protocol
 };
 

@@ -9,6 +9,7 @@
 // kind), and prints "RESULT rank=.. error=.. peer=.. ms=.." where ms is the time from the
 // start of the failing call. check_fault.sh checks the lines and that nothing hung.
 #include "harness.hpp"
+#include "shm_group.hpp"
 
 #include <csignal>
 #include <chrono>
@@ -81,6 +82,8 @@ int main(int argc, char** argv) {
     }
     if (error != "none") {
       std::fprintf(stderr, "rank %d: %s: %s\n", rank, error.c_str(), what.c_str());
+      // With shared buffers the calls before the failure must have taken the direct protocol.
+      if (shared && ShmGroup::direct_calls() == 0) error = "other:the direct protocol never ran";
       break;
     }
   }

@@ -11,6 +11,7 @@
 #include "harness.hpp"
 #include "shm_group.hpp"
 
+#include <dirent.h>
 #include <unistd.h>
 
 #include <cstdint>
@@ -64,6 +65,35 @@ int main(int argc, char** argv) {
       expect(bool(empty) && empty.size() == 0 && empty.data() != nullptr, "allocate_shared(0)", me);
     }
 
+    // All or none: rank 0 asks for more than /dev/shm holds. It gets SystemError, every other
+    // rank Error; nobody keeps a part, and no name is left in /dev/shm. Later allocations and
+    // the direct protocol work as before.
+    if (comm.node_count() == 1 && comm.local_size() > 1 && comm.options().shm) {
+      const std::size_t huge = std::size_t{1} << 50;
+      std::string got = "nothing";
+      try {
+        (void)comm.allocate_shared(me == 0 ? huge : 4096);
+      } catch (const sluice::SystemError& e) {
+        got = std::string("SystemError: ") + e.what();
+      } catch (const sluice::Error& e) {
+        got = std::string("Error: ") + e.what();
+      }
+      if (me == 0)
+        expect(got.rfind("SystemError: ", 0) == 0 && got.find("reserving") != std::string::npos,
+               "rank 0 asking for 1 PiB: " + got, me);
+      else
+        expect(got.rfind("Error: ", 0) == 0 && got.find("another rank") != std::string::npos,
+               "a peer of the rank that could not allocate: " + got, me);
+      MPI_Barrier(MPI_COMM_WORLD);
+      const std::string mine = "sluice-buf-" + std::to_string(::getpid()) + "-";
+      bool left = false;
+      if (DIR* d = ::opendir("/dev/shm")) {
+        while (const dirent* e = ::readdir(d)) left = left || std::string(e->d_name).rfind(mine, 0) == 0;
+        ::closedir(d);
+      }
+      expect(!left, "a failed allocate_shared left a name in /dev/shm", me);
+    }
+
     // Every type and op, in place and out of place, at counts on both sides of the flat
     // limit and a large one; results must match the reference and the heap-buffer call bit
     // for bit. The buffers sit at an offset of 3 elements inside their allocations.
@@ -92,18 +122,42 @@ int main(int argc, char** argv) {
             const char* heap_result = in_place ? heap_in.data() : heap_out.data();
 
             fill_input(type, op, me, in_place ? r : s, count);
-            r[bytes] = char(0x77);  // guard after the vector
+            r[bytes] = char(0x77);  // guards around the vector
+            r[-1] = char(0x66);
             const std::uint64_t before = ShmGroup::direct_calls();
             comm.allreduce(in_place ? r : s, r, count, type, op);
             const std::uint64_t ran = ShmGroup::direct_calls() - before;
             expect(std::memcmp(r, expected.data(), bytes) == 0, what + ": differs from the reference", me);
             expect(std::memcmp(r, heap_result, bytes) == 0, what + ": differs from the heap-buffer result", me);
-            expect(r[bytes] == char(0x77), what + ": wrote past the vector", me);
+            expect(r[bytes] == char(0x77) && r[-1] == char(0x66), what + ": wrote outside the vector", me);
             expect(ran == (direct_expected(comm, bytes) ? 1u : 0u),
                    what + ": direct protocol ran " + std::to_string(ran) + " times", me);
           }
         }
       }
+    }
+
+    // Direct calls back to back (no other protocol's synchronisation between them): each
+    // result must be complete when the call returns on every rank, before anyone's next call
+    // overwrites the inputs.
+    {
+      const std::size_t count = 300007;
+      SharedBuffer in = comm.allocate_shared(count * sizeof(std::int64_t));
+      SharedBuffer out = comm.allocate_shared(count * sizeof(std::int64_t));
+      auto x = in.as<std::int64_t>();
+      auto y = out.as<std::int64_t>();
+      const std::uint64_t before = ShmGroup::direct_calls();
+      for (int round = 0; round < 20; ++round) {
+        for (std::size_t i = 0; i < count; ++i) x[i] = std::int64_t(i) * (me + 1) + round;
+        comm.allreduce(x.data(), y.data(), count, DataType::i64, ReduceOp::sum);
+        bool right = true;
+        for (std::size_t i = 0; i < count && right; i += 97)
+          right = y[i] == std::int64_t(i) * n * (n + 1) / 2 + std::int64_t(n) * round;
+        right = right && y[count - 1] == std::int64_t(count - 1) * n * (n + 1) / 2 + std::int64_t(n) * round;
+        expect(right, "back-to-back direct call " + std::to_string(round) + ": wrong result", me);
+      }
+      expect(ShmGroup::direct_calls() - before == (direct_expected(comm, count * 8) ? 20u : 0u),
+             "back-to-back calls: direct protocol count", me);
     }
 
     // One rank's output on the heap, or one rank without its shared buffer any more: every

@@ -64,8 +64,8 @@ int sluice_coll_allreduce(sluice_coll_comm_t comm, const void* send, void* recv,
 /* Collective over the communicator: `bytes` of zero-filled, page-aligned memory for this rank
    that the other ranks of its node map too; an allreduce whose buffers lie in such memory on
    every rank of the node skips the staging copies (Communicator::allocate_shared). *out is
-   NULL on failure (then every rank fails). Freed with sluice_coll_free_shared (this rank
-   only), or when the communicator is destroyed. */
+   NULL on failure; when the memory cannot be had on some rank, every rank fails. Freed with
+   sluice_coll_free_shared (this rank only), or when the communicator is destroyed. */
 int sluice_coll_alloc_shared(sluice_coll_comm_t comm, size_t bytes, void** out);
 /* p: a pointer from sluice_coll_alloc_shared on this communicator (NULL: nothing to do). */
 int sluice_coll_free_shared(sluice_coll_comm_t comm, void* p);

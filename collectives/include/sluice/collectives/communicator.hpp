@@ -158,7 +158,12 @@ class Communicator {
   // first allreduce_async (afterwards it throws InvalidArgument: the progress thread owns the
   // communicator). Without shared memory (SLUICE_COLL_SHM=0, one rank
   // on the node) it is private memory and allreduce treats it like any buffer. All or none:
-  // the rank that could not get its part throws SystemError, every other rank Error.
+  // the rank that could not get its part throws SystemError, every other rank Error. On one
+  // node it uses no MPI and waits at most Options::timeout for the others (then PeerTimeout).
+  // Once a node has made one, calls above the flat limit on other memory pay two more
+  // synchronisations (~1 us) to agree that the direct protocol does not apply. After a
+  // failure, drop these buffers with the communicator: a peer still inside the failed call
+  // may write into them.
   SharedBuffer allocate_shared(std::size_t bytes);
 
   // Queues an allreduce for the progress thread (started by the first call) and returns at
