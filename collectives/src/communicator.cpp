@@ -320,7 +320,8 @@ SharedBuffer Communicator::Impl::allocate_shared(std::size_t bytes) {
     } else {  // nobody to share with: private pages
       const long page = ::sysconf(_SC_PAGESIZE);
       const std::size_t unit = std::size_t(page > 0 ? page : 4096);
-      if (bytes > (std::size_t{1} << 62)) throw InvalidArgument("allocate_shared: " + std::to_string(bytes) + " bytes");
+      if (bytes > (std::size_t{1} << 62))
+        throw SystemError("sluice collectives: allocate_shared(" + std::to_string(bytes) + ")", EINVAL);
       const std::size_t len = (std::max<std::size_t>(bytes, 1) + unit - 1) / unit * unit;
       void* p = ::mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
       if (p == MAP_FAILED)
@@ -334,6 +335,9 @@ SharedBuffer Communicator::Impl::allocate_shared(std::size_t bytes) {
     const int kind = dynamic_cast<const PeerTimeout*>(&e) ? 2 : 1;
     if (m.shm) m.shm->mark_failed(e.peer(), kind);
     m.transport->broadcast_failure(e.peer(), kind);
+    // The other nodes wait in the agreement below: give them this node's "no" first.
+    int ok = 0;
+    if (m.nodes > 1) MPI_Allreduce(MPI_IN_PLACE, &ok, 1, MPI_INT, MPI_MIN, m.comm.get());
     throw;
   } catch (const std::exception&) {
     failure = std::current_exception();

@@ -531,7 +531,8 @@ std::shared_ptr<SharedBuffer::Region> ShmGroup::allocate_shared(std::size_t byte
   for (int q = 0; q < size_; ++q) {
     if (q == me_) continue;
     wait_at_least(q, Field::alloc, 2 * k, dog, 0);
-    all_ok = all_ok && (ctl(q).alloc_ok.load(std::memory_order_relaxed) & 1) != 0;
+    // Exactly this allocation's "yes" (a peer already past it would show a later value).
+    all_ok = all_ok && ctl(q).alloc_ok.load(std::memory_order_relaxed) == 2 * k + 1;
   }
   if (!failure.empty())
     throw SystemError("sluice collectives: shared buffer of " + std::to_string(bytes) + " bytes: " + failure, err);

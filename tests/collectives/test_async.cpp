@@ -76,10 +76,10 @@ int main(int argc, char** argv) {
       const std::uint64_t direct = ShmGroup::direct_calls() - before;
       if (me == 0) std::printf("burst: %llu fused buckets took the direct protocol\n", static_cast<unsigned long long>(direct));
       // The fusion buffer is shared only where /dev/shm can hold every local rank's (else the
-      // engine says so on stderr and uses the heap).
+      // engine says so on stderr and uses the heap). Its size, not what is free: ours are in it.
       struct statvfs fs {};
       const bool shm_room = ::statvfs("/dev/shm", &fs) == 0 &&
-                            double(fs.f_bavail) * double(fs.f_frsize) > 2.0 * comm.local_size() * double(comm.options().fusion_bytes);
+                            double(fs.f_blocks) * double(fs.f_frsize) > 2.0 * comm.local_size() * double(comm.options().fusion_bytes);
       const bool one_shm_node = comm.node_count() == 1 && comm.local_size() > 1 && comm.options().shm;
       if (one_shm_node && !shm_room) {
         if (me == 0) std::printf("burst: /dev/shm too small for shared fusion buffers; not checked\n");

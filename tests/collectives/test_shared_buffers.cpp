@@ -12,6 +12,7 @@
 #include "shm_group.hpp"
 
 #include <dirent.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <cstdint>
@@ -68,7 +69,10 @@ int main(int argc, char** argv) {
     // All or none: rank 0 asks for more than /dev/shm holds. It gets SystemError, every other
     // rank Error; nobody keeps a part, and no name is left in /dev/shm. Later allocations and
     // the direct protocol work as before.
-    if (comm.node_count() == 1 && comm.local_size() > 1 && comm.options().shm) {
+    struct statvfs shm_fs {};
+    const bool shm_limited = ::statvfs("/dev/shm", &shm_fs) == 0 && shm_fs.f_blocks > 0 &&
+                             double(shm_fs.f_blocks) * double(shm_fs.f_frsize) < double(std::size_t{1} << 50);
+    if (comm.node_count() == 1 && comm.local_size() > 1 && comm.options().shm && shm_limited) {
       const std::size_t huge = std::size_t{1} << 50;
       std::string got = "nothing";
       try {
