@@ -67,6 +67,13 @@ inline void store(DataType t, void* buf, std::size_t i, double v) {
   }
 }
 
+// The (type, op) pairs that also run the big counts (time budget): f32 sum and, with `half`,
+// bf16 sum and f16 avg, the common training types.
+inline bool training_pair(DataType t, ReduceOp op, bool half = true) {
+  return (t == DataType::f32 && op == ReduceOp::sum) ||
+         (half && ((t == DataType::bf16 && op == ReduceOp::sum) || (t == DataType::f16 && op == ReduceOp::avg)));
+}
+
 inline void fill_input(DataType t, ReduceOp op, int rank, void* buf, std::size_t count) {
   for (std::size_t i = 0; i < count; ++i) store(t, buf, i, input_value(rank, i, op));
 }

@@ -67,9 +67,7 @@ int main(int argc, char** argv) {
           const std::size_t esz = size_of(type);
           for (std::size_t count : counts) {
             // The big count for the common training types only (time budget).
-            if (count > 100000 && !(type == DataType::f32 && op == ReduceOp::sum) &&
-                !(n <= 4 && ((type == DataType::bf16 && op == ReduceOp::sum) ||
-                             (type == DataType::f16 && op == ReduceOp::avg))))
+            if (count > 100000 && !training_pair(type, op, n <= 4))
               continue;
             std::vector<char> in(count * esz + 1), out(count * esz + 1), expect(count * esz + 1);
             fill_input(type, op, me, in.data(), count);

@@ -109,9 +109,7 @@ int main(int argc, char** argv) {
         const auto op = ReduceOp(o);
         const std::size_t esz = size_of(type);
         for (std::size_t count : counts) {
-          if (count > 100000 && !(type == DataType::f32 && op == ReduceOp::sum) &&
-              !(type == DataType::bf16 && op == ReduceOp::sum) && !(type == DataType::f16 && op == ReduceOp::avg))
-            continue;  // the big count for the common training types only (time budget)
+          if (count > 100000 && !training_pair(type, op)) continue;
           const std::size_t bytes = count * esz;
           SharedBuffer send = comm.allocate_shared((count + kOffset) * esz);
           SharedBuffer recv = comm.allocate_shared((count + kOffset + 1) * esz);
