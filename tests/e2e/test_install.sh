@@ -45,7 +45,7 @@ mkdir -p "$out/pkgconfig-c"
 PKG_CONFIG_PATH=$prefix/lib/pkgconfig
 export PKG_CONFIG_PATH
 g++ -x c++ -o "$out/pkgconfig-c/whereami-c" "$src/examples/placement_c.c" $(pkg-config --cflags --libs sluice)
-record=$("$build/common/sluice-topo" bind --xml "$src/../shared/topologies/coral-lassen.xml" --tasks 4 --json)
+record=$("$build/common/sluice-topo" bind --xml "$src/topologies/coral-lassen.xml" --tasks 4 --json)
 got=$(SLUICE_PLACEMENT=$record SLURM_LOCALID=3 "$out/pkgconfig-c/whereami-c")
 echo "  | $got"
 [[ $got == *"local task 3 of 4: gpus 3, nics mlx5_3, cpus 136-175"* ]]
