@@ -94,7 +94,7 @@ check "salloc --gpu-topo=pack: the srun inside is placed (rc $rc)" grep -q "plac
 # 6. Jobs of an unprivileged user are placed the same way.
 if id sluice >/dev/null 2>&1; then
   out=$(cd "$work" && timeout 120 runuser -u sluice -- env SLURM_CONF="$SLURM_CONF" \
-        srun -N1 -n4 --gres=gpu:4 --gpu-topo=pack bash -c 'echo "$SLURM_LOCALID $CUDA_VISIBLE_DEVICES $GPU_DEVICE_ORDINAL $UCX_NET_DEVICES $NCCL_IB_HCA"' 2>&1 | sort)
+        srun --quiet -N1 -n4 --gres=gpu:4 --gpu-topo=pack bash -c 'echo "$SLURM_LOCALID $CUDA_VISIBLE_DEVICES $GPU_DEVICE_ORDINAL $UCX_NET_DEVICES $NCCL_IB_HCA"' 2>&1 | sort)
   echo "$out" | sed 's/^/  | /'
   check "user 'sluice' gets one GPU and its NIC per task" \
     test "$out" = $'0 0 0 mlx5_0:1 =mlx5_0:1\n1 1 1 mlx5_1:1 =mlx5_1:1\n2 2 2 mlx5_2:1 =mlx5_2:1\n3 3 3 mlx5_3:1 =mlx5_3:1'
