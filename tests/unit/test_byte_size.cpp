@@ -25,3 +25,19 @@ BOOST_AUTO_TEST_CASE(bad_sizes_name_the_setting) {
     }
   }
 }
+
+// escape_text lives beside quote_input; both are the only way user text reaches a log.
+BOOST_AUTO_TEST_CASE(escape_text_keeps_names_but_no_control_bytes) {
+  using sluice::escape_text;
+  BOOST_TEST(escape_text("data/shard-01.h5") == "data/shard-01.h5");
+  BOOST_TEST(escape_text("caf\xc3\xa9 \xe6\x97\xa5") == "caf\xc3\xa9 \xe6\x97\xa5");  // é, 日 kept
+  BOOST_TEST(escape_text("evil\nsluice: forged \x1b[31mred") ==
+             "evil\\x0asluice: forged \\x1b[31mred");
+  BOOST_TEST(escape_text("a\\b") == "a\\x5cb");              // backslash cannot fake an escape
+  BOOST_TEST(escape_text("\xc2\x9b" "2J") == "\\xc2\\x9b2J");  // C1 CSI as UTF-8
+  BOOST_TEST(escape_text("\x9b" "2J") == "\\x9b2J");           // raw 8-bit CSI
+  BOOST_TEST(escape_text("\xc0\xaf") == "\\xc0\\xaf");        // overlong '/'
+  BOOST_TEST(escape_text("\x7f") == "\\x7f");
+  const std::string long_name(5000, 'x');
+  BOOST_TEST(escape_text(long_name) == long_name);  // not truncated, unlike quote_input
+}
