@@ -63,7 +63,10 @@ prefix=$state/prefix     # plugin, tools, libraries: what slurmd, slurmstepd and
 examples=$state/examples # the examples, built against $prefix
 
 "$repo/site/install-deps.sh"
-cmake -S "$repo" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+# A new build dir builds only what is installed (no tests); an existing one keeps its options.
+opts=()
+[[ -e $build/CMakeCache.txt ]] || opts=(-DSLUICE_BUILD_TESTS=OFF)
+cmake -S "$repo" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo "${opts[@]}" >/dev/null
 cmake --build "$build" -j"$(nproc)"
 cmake --install "$build" --prefix "$prefix" >/dev/null
 # The examples link the installed runtime, as a user's training code would. A build dir of

@@ -44,7 +44,7 @@ else
 fi
 
 "$repo/site/install-deps.sh"
-cmake -S "$repo" -B "$build" -DSLUICE_WERROR=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo
+cmake -S "$repo" -B "$build" -DSLUICE_WERROR=ON -DSLUICE_BUILD_TESTS=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo
 cmake --build "$build" -j"$(nproc)"
 cd "$build"
 ctest --output-on-failure "$@"
