@@ -3,6 +3,15 @@
 # embedded dev cluster need. Idempotent: packages already present are left alone.
 # Usage (as root): site/install-deps.sh
 set -euo pipefail
+case ${1:-} in
+  -h | --help)
+    echo "usage: site/install-deps.sh [--help]     (as root)"
+    echo "Installs with apt-get the Debian 12 packages sluice's build, tests and dev cluster need;"
+    echo "packages already installed are left alone."
+    exit 0 ;;
+  "") ;;
+  *) echo "install-deps.sh: unknown argument '$1' (try --help)" >&2; exit 2 ;;
+esac
 
 PACKAGES=(
   # toolchain

@@ -9,6 +9,10 @@ whereami=$(realpath -e "${1:?usage: test_placement.sh WHEREAMI WORKDIR}") || exi
 work=${2:?usage: test_placement.sh WHEREAMI WORKDIR}
 here=$(cd "$(dirname "$0")" && pwd)
 mkdir -p "$work" && chmod 1777 "$work"
+# The expected placements, where the jobs can read them (not the source tree: it may be in a
+# 0700 home or under /tmp, which the nodes replace with their own).
+rm -rf "$work/expected" && cp -r "$here/expected" "$work/expected" && chmod -R a+rX "$work/expected"
+expected=$work/expected
 cd "$work" || exit 1
 passed=0 failed=0
 
@@ -37,7 +41,7 @@ check "slurmd wrote the topology snapshot in run_dir" compgen -G "$state/plugin-
 
 # 1. sbatch -N2 --ntasks-per-node=4 --gres=gpu:4 --gpu-topo=pack, srun steps inherit it.
 run_batch pack -N2 --ntasks-per-node=4 --gres=gpu:4 --gpu-topo=pack -- \
-  "srun --mpi=pmix $whereami --expect $here/expected/lassen-pack-4.json"
+  "srun --mpi=pmix $whereami --expect $expected/lassen-pack-4.json"
 rc=$?
 cat pack.out pack.err 2>/dev/null | sed 's/^/  | /'
 check "sbatch --gpu-topo=pack job succeeds (rc $rc)" test "$rc" -eq 0
@@ -51,14 +55,14 @@ fi
 
 # 2. An srun step may choose its own policy inside the allocation.
 run_batch spread -N2 --ntasks-per-node=4 --gres=gpu:4 --gpu-topo=pack -- \
-  "srun --gpu-topo=spread --mpi=pmix $whereami --expect $here/expected/lassen-spread-4.json"
+  "srun --gpu-topo=spread --mpi=pmix $whereami --expect $expected/lassen-spread-4.json"
 rc=$?
 cat spread.out spread.err 2>/dev/null | sed 's/^/  | /'
 check "srun --gpu-topo=spread step inside a pack job (rc $rc)" grep -q "placement check: 8 of 8 ranks passed" spread.out
 
 # 3. srun straight from the login shell (local context), no batch script.
 out=$(timeout 120 srun -N2 --ntasks-per-node=4 --gres=gpu:4 --gpu-topo=pack --mpi=pmix "$whereami" \
-        --expect "$here/expected/lassen-pack-4.json" 2>&1)
+        --expect "$expected/lassen-pack-4.json" 2>&1)
 rc=$?
 echo "$out" | sed 's/^/  | /'
 check "srun -N2 --gpu-topo=pack (rc $rc)" grep -q "placement check: 8 of 8 ranks passed" <<<"$out"
@@ -86,7 +90,7 @@ rc=$?
 check "salloc --gpu-topo=bogus refused (rc $rc)" \
   bash -c "[[ $rc -ne 0 ]] && grep -q \"invalid --gpu-topo value 'bogus'\" <<<\"\$0\"" "$out"
 out=$(timeout 120 salloc -N2 --ntasks-per-node=4 --gres=gpu:4 --gpu-topo=pack \
-        srun --mpi=pmix "$whereami" --expect "$here/expected/lassen-pack-4.json" 2>&1)
+        srun --mpi=pmix "$whereami" --expect "$expected/lassen-pack-4.json" 2>&1)
 rc=$?
 echo "$out" | grep -E "placement check|FAIL" | sed 's/^/  | /'
 check "salloc --gpu-topo=pack: the srun inside is placed (rc $rc)" grep -q "placement check: 8 of 8 ranks passed" <<<"$out"
