@@ -132,7 +132,15 @@ int main(int argc, char** argv) {
              placed->node.cpu_mode + ", bound " + me.bound_cpus + ")";
       // What the process has must match the record.
       if (!me.bound_cpus.empty()) expect_eq(problems, "CPU affinity", affinity(), me.bound_cpus);
-      if (!me.nics.empty()) expect_eq(problems, "UCX_NET_DEVICES", ucx_devices_without_ports(env("UCX_NET_DEVICES")), join(me.nics));
+      // EFA NICs go to FI_EFA_IFACE, not UCX_NET_DEVICES (docs/placement.md); every other NIC to UCX.
+      if (!me.nics.empty()) {
+        const std::string efa_list = "," + env("FI_EFA_IFACE") + ",";
+        std::vector<std::string> ucx_nics;
+        for (const std::string& n : me.nics)
+          if (efa_list.find("," + n + ",") == std::string::npos) ucx_nics.push_back(n);
+        if (!ucx_nics.empty() || !env("UCX_NET_DEVICES").empty())
+          expect_eq(problems, "UCX_NET_DEVICES", ucx_devices_without_ports(env("UCX_NET_DEVICES")), join(ucx_nics));
+      }
 #ifdef SLUICE_WHEREAMI_CUDA
       line += " | " + check_cuda_devices(me, problems);
 #endif

@@ -69,10 +69,10 @@ int on_stage_mode(int, const char* optarg, int) noexcept {
 spank_option options[] = {
     {const_cast<char*>("gpu-topo"), const_cast<char*>("pack|spread|none"),
      const_cast<char*>("[sluice] Place each task on its GPUs, the closest NIC and CPUs of its GPU's NUMA domain. "
-                       "pack: best-connected GPUs together (NVLink first); spread: across sockets and PCIe "
+                       "pack: best-connected GPUs together (NVLink or xGMI first); spread: across sockets and PCIe "
                        "switches (I/O- or memory-bound jobs); none: leave Slurm's binding alone. Sets "
                        "CUDA_VISIBLE_DEVICES (or ROCR_VISIBLE_DEVICES), UCX_NET_DEVICES, NCCL_IB_HCA (or "
-                       "NCCL_SOCKET_IFNAME), CPU affinity and SLUICE_PLACEMENT (the whole node's placement)."),
+                       "NCCL_SOCKET_IFNAME; FI_CXI_DEVICE_NAME on Slingshot, FI_EFA_IFACE on EFA), CPU affinity and SLUICE_PLACEMENT (the whole node's placement)."),
      1, 0, on_gpu_topo},
     {const_cast<char*>("stage-in"), const_cast<char*>("SRC[:DST][:shard]|@FILE"),
      const_cast<char*>("[sluice] Copy SRC (an absolute file or directory path) into the job's node-local burst "

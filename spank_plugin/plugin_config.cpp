@@ -42,6 +42,9 @@ PluginConfig parse_plugin_args(const std::vector<std::string>& args) {
       if (value == "none") c.cpu_emulation = CpuEmulation::none;
       else if (value == "block") c.cpu_emulation = CpuEmulation::block;
       else throw InvalidArgument("plugstack.conf argument cpu_emulation=" + value + " is invalid (valid: none, block)");
+    } else if (key == "nics" || key == "exclude_nics") {
+      (key == "nics" ? c.nics.allow : c.nics.exclude) =
+          topo::parse_nic_patterns(value, "plugstack.conf argument " + key + "=");
     } else if (key == "run_dir") {
       if (value.front() != '/') throw InvalidArgument("plugstack.conf argument run_dir=" + value + " must be an absolute path");
       c.run_dir = value;
@@ -67,8 +70,8 @@ PluginConfig parse_plugin_args(const std::vector<std::string>& args) {
       c.stage_jobs = static_cast<unsigned>(n);
     } else {
       throw InvalidArgument("unknown plugstack.conf argument '" + a +
-                            "' (valid: default_policy=, topology_xml=, cpu_emulation=, run_dir=, bb_root=, "
-                            "cache_max=, stage_tool=, stage_jobs=, telemetry_dir=, prometheus_dir=)");
+                            "' (valid: default_policy=, topology_xml=, cpu_emulation=, nics=, exclude_nics=, run_dir=, "
+                            "bb_root=, cache_max=, stage_tool=, stage_jobs=, telemetry_dir=, prometheus_dir=)");
     }
   }
   return c;

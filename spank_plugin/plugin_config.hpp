@@ -24,6 +24,8 @@ struct PluginConfig {
   Policy default_policy = Policy::none;  // jobs that do not pass --gpu-topo are left alone
   std::string topology_xml;              // "" = discover this machine with hwloc
   CpuEmulation cpu_emulation = CpuEmulation::none;
+  // nics= / exclude_nics=: NIC name patterns placement may use / must not use (docs/placement.md).
+  topo::NicPolicy nics;
   std::string run_dir = "/run/sluice";   // root-owned; holds the node's topology snapshot
 
   // Staging (docs/staging.md). bb_root: node-local directory holding job_ID (each job's

@@ -78,6 +78,7 @@ TaskSetup plan_task(const topo::Topology& t, const PluginConfig& cfg, Policy pol
   req.tasks = local_tasks;
   req.policy = policy;
   req.allowed_cpus = emulate ? t.cpus() : real_cpus;
+  req.nics = cfg.nics;
 
   TaskSetup s;
   s.node = place(t, req);
@@ -114,24 +115,39 @@ TaskSetup plan_task(const topo::Topology& t, const PluginConfig& cfg, Policy pol
   });
   if (nvidia != amd && numeric) s.env.emplace_back("GPU_DEVICE_ORDINAL", join(ordinals));
 
-  std::vector<std::string> ucx, hca;
-  bool ethernet = false;
+  // What each transport reads, by what the NIC is (docs/placement.md, "What the transports read").
+  std::vector<std::string> ucx, hca, ifname, efa, cxi;
   for (const std::string& name : me.nics) {
-    auto it = std::find_if(t.nics().begin(), t.nics().end(), [&](const topo::Nic& n) { return n.name == name; });
-    if (it->kind == topo::NicKind::openfabrics) {
-      ucx.push_back(name + ":" + std::to_string(it->port));
-      hca.push_back(name + ":" + std::to_string(it->port));
-    } else {
-      ucx.push_back(name);
-      hca.push_back(name);
-      ethernet = true;
+    auto it = std::find_if(t.all_nics().begin(), t.all_nics().end(), [&](const topo::Nic& n) { return n.name == name; });
+    if (it == t.all_nics().end()) throw TopologyError("placement chose NIC " + name + ", which " + t.source() + " does not have");
+    const std::string with_port = name + ":" + std::to_string(it->port);
+    switch (it->family) {
+      case topo::NicFamily::infiniband:  // verbs: UCX's rc/ud/dc, NCCL's IB transport
+        ucx.push_back(with_port);
+        hca.push_back(with_port);
+        break;
+      case topo::NicFamily::efa:  // libfabric's efa provider (Open MPI, aws-ofi-nccl); UCX and NCCL's IB do not drive EFA
+        efa.push_back(name);
+        break;
+      case topo::NicFamily::slingshot:  // libfabric's cxi provider; the IP interface for UCX's tcp and NCCL's sockets
+        ucx.push_back(name);
+        ifname.push_back(name);
+        // The cxi driver names device cxiN and its interface hsnN alike; other names give no cxi device.
+        if (name.size() > 3 && name.compare(0, 3, "hsn") == 0 && name.find_first_not_of("0123456789", 3) == std::string::npos)
+          cxi.push_back("cxi" + name.substr(3));
+        break;
+      case topo::NicFamily::ethernet:
+        ucx.push_back(name);
+        ifname.push_back(name);
+        break;
     }
   }
-  if (!ucx.empty()) {
-    s.env.emplace_back("UCX_NET_DEVICES", join(ucx));
-    // '=' makes NCCL match names exactly (mlx5_1 must not also select mlx5_10).
-    s.env.emplace_back(ethernet ? "NCCL_SOCKET_IFNAME" : "NCCL_IB_HCA", "=" + join(hca));
-  }
+  if (!ucx.empty()) s.env.emplace_back("UCX_NET_DEVICES", join(ucx));
+  // '=' makes NCCL match names exactly (mlx5_1 must not also select mlx5_10).
+  if (!hca.empty()) s.env.emplace_back("NCCL_IB_HCA", "=" + join(hca));
+  if (!ifname.empty()) s.env.emplace_back("NCCL_SOCKET_IFNAME", "=" + join(ifname));
+  if (!efa.empty()) s.env.emplace_back("FI_EFA_IFACE", join(efa));
+  if (!cxi.empty()) s.env.emplace_back("FI_CXI_DEVICE_NAME", join(cxi));
   s.env.emplace_back("SLUICE_PLACEMENT", s.node.to_json());
   return s;
 }

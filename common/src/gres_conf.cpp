@@ -20,7 +20,11 @@ std::string format_gres_conf(const Topology& t, const GresConfOptions& opt) {
       if (g.cpus.contains(cores[c])) local.push_back(int(c));
     std::string links;
     for (const Gpu& other : t.gpus())
-      links += (links.empty() ? "" : ",") + std::to_string(other.index == g.index ? -1 : t.nvlinks(g.index, other.index));
+      links += (links.empty() ? "" : ",") +
+               std::to_string(other.index == g.index ? -1
+                              : g.vendor == GpuVendor::amd && other.vendor == GpuVendor::amd
+                                  ? t.xgmi_links(g.index, other.index)
+                                  : t.nvlinks(g.index, other.index));
     // NVIDIA: /dev/nvidiaN, numbered in PCI order. AMD: DRM render nodes from 128.
     std::string file = g.vendor == GpuVendor::nvidia ? fmt::format("{}/nvidia{}", dir, g.vendor_index)
                                                      : fmt::format("{}/dri/renderD{}", dir, 128 + g.vendor_index);

@@ -1,5 +1,6 @@
 #include <sluice/common/error.hpp>
 #include <sluice/common/placement.hpp>
+#include <sluice/common/strings.hpp>
 
 #include <algorithm>
 
@@ -97,14 +98,15 @@ std::vector<int> numa_of_cpus(const Topology& t, const CpuSet& cpus) {
 
 // NICs, one per GPU of the task (deduplicated): the nearest, and among equally near
 // ones the least used so far, so two GPUs never share a NIC while an equal one idles.
-std::vector<std::string> pick_nics(const Topology& t, const std::vector<int>& task_gpus,
+// `candidates` are all_nics() indices (PCI order); `use` counts per all_nics() index.
+std::vector<std::string> pick_nics(const Topology& t, const std::vector<int>& candidates, const std::vector<int>& task_gpus,
                                    const std::vector<int>& task_numa, std::vector<int>& use) {
   std::vector<std::string> out;
-  const auto& nics = t.nics();
-  if (nics.empty()) return out;
+  const auto& nics = t.all_nics();
+  if (candidates.empty()) return out;
   auto take = [&](auto rank_of) {
     int best = -1;
-    for (int n = 0; n < int(nics.size()); ++n) {
+    for (int n : candidates) {
       if (best < 0) { best = n; continue; }
       int rn = rank_of(n), rb = rank_of(best);
       if (rn < rb || (rn == rb && use[n] < use[best])) best = n;
@@ -119,7 +121,7 @@ std::vector<std::string> pick_nics(const Topology& t, const std::vector<int>& ta
       return 1;
     });
   } else {
-    for (int g : task_gpus) take([&](int n) { return t.path(DeviceRef::gpu(g), DeviceRef::nic(n)).rank(); });
+    for (int g : task_gpus) take([&](int n) { return t.path(DeviceRef::gpu(g), DeviceRef::any_nic(n)).rank(); });
   }
   return out;
 }
@@ -140,7 +142,6 @@ NodePlacement place(const Topology& t, const PlacementRequest& req) {
   std::sort(gpus.begin(), gpus.end());
   if (std::adjacent_find(gpus.begin(), gpus.end()) != gpus.end())
     throw InvalidArgument("GPU list names a GPU twice");
-
   const CpuSet all = t.cpus();
   const CpuSet allowed = req.allowed_cpus.empty() ? all : req.allowed_cpus & all;
   if (allowed.empty())
@@ -155,6 +156,14 @@ NodePlacement place(const Topology& t, const PlacementRequest& req) {
   np.tasks.resize(n);
   for (int j = 0; j < n; ++j) np.tasks[j].task = j;
   if (req.policy == Policy::none) return np;  // leave Slurm's binding alone
+
+  const topo::NicSelection nic_choice = topo::select_nics(t.all_nics(), req.nics);
+  if (nic_choice.allow_matched_nothing) {
+    std::vector<std::string> names;
+    for (const topo::Nic& nic : t.all_nics()) names.push_back(nic.name);
+    throw InvalidArgument("nics=" + join(req.nics.allow) + " names none of the NICs of " + t.source() + " (" +
+                          join(names, ", ", "none") + ")");
+  }
 
   // 1. GPUs per task.
   std::vector<std::vector<int>> task_gpus(n);
@@ -222,12 +231,12 @@ NodePlacement place(const Topology& t, const PlacementRequest& req) {
   }
 
   // 4. GPUs and NICs into the record, tasks in order so NIC sharing is balanced.
-  std::vector<int> nic_use(t.nics().size(), 0);
+  std::vector<int> nic_use(t.all_nics().size(), 0);
   for (int j = 0; j < n; ++j) {
     TaskPlacement& tp = np.tasks[j];
     tp.gpus = task_gpus[j];
     for (int gi : tp.gpus) tp.gpu_pci.push_back(t.gpus()[gi].pci.to_string());
-    tp.nics = pick_nics(t, tp.gpus, tp.numa, nic_use);
+    tp.nics = pick_nics(t, nic_choice.used, tp.gpus, tp.numa, nic_use);
   }
   return np;
 }

@@ -1,4 +1,5 @@
 #include <sluice/common/error.hpp>
+#include <sluice/common/nic_policy.hpp>
 #include <sluice/common/nvml.hpp>
 #include <sluice/common/topology.hpp>
 #include <sluice/common/unique_handle.hpp>
@@ -8,6 +9,7 @@
 #include <hwloc.h>
 
 #include <algorithm>
+#include <iterator>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -25,6 +27,29 @@ constexpr unsigned kClassVga = 0x0300, kClass3d = 0x0302, kClassDisplay = 0x0380
 // export does not record the NVLink version, so it is inferred from the GPU model.
 constexpr std::uint64_t kNvlink1LinkMBps = 20000;
 constexpr std::uint64_t kNvlink2LinkMBps = 25000;
+
+// XGMIBandwidth is MB/s per GPU pair. One xGMI link of MI200/MI300 carries 50 GB/s: hwloc's AMD
+// SMI backend reports 50000/100000/200000 for 1/2/4 links; its older ROCm SMI backend (hwloc
+// 2.9) writes 100000 for every xGMI-linked pair.
+constexpr std::uint64_t kXgmiLinkMBps = 50000;
+
+// PCI vendors whose NICs are what hwloc alone cannot tell apart from a 1 GbE port.
+constexpr unsigned kVendorMellanox = 0x15b3, kVendorCray = 0x17db, kVendorAmazon = 0x1d0f;
+bool is_efa(unsigned vendor, unsigned device) { return vendor == kVendorAmazon && (device & 0xfff0) == 0xefa0; }
+bool is_ena(unsigned vendor, unsigned device) {
+  return vendor == kVendorAmazon && (device == 0xec20 || device == 0xec21 || device == 0x0ec2);
+}
+// Broadcom and Intel make 1 GbE ports too, so only their 100/200/400 GbE RDMA-capable parts
+// count by ID (with their RDMA driver loaded they are verbs devices anyway): Broadcom
+// BCM57502/57504/57508 and BCM57608 (Thor, Thor 2), Intel E810 (Columbiaville).
+constexpr unsigned kVendorBroadcom = 0x14e4, kVendorIntel = 0x8086;
+bool is_fast_part(unsigned vendor, unsigned device) {
+  static constexpr unsigned broadcom[] = {0x1750, 0x1751, 0x1752, 0x1760};
+  static constexpr unsigned intel[] = {0x1591, 0x1592, 0x1593, 0x159b};
+  auto in = [&](const auto& ids) { return std::find(std::begin(ids), std::end(ids), device) != std::end(ids); };
+  return (vendor == kVendorBroadcom && in(broadcom)) || (vendor == kVendorIntel && in(intel));
+}
+constexpr unsigned kClassInfiniband = 0x0207;  // PCI class of an InfiniBand controller
 
 PciAddress pci_of(hwloc_obj_t o) {
   const auto& p = o->attr->pcidev;
@@ -87,6 +112,25 @@ hwloc_obj_t common_ancestor(hwloc_obj_t a, hwloc_obj_t b) {
 
 const char* to_string(GpuVendor v) { return v == GpuVendor::nvidia ? "nvidia" : "amd"; }
 
+const char* to_string(NicFamily f) {
+  switch (f) {
+    case NicFamily::infiniband: return "InfiniBand/RoCE";
+    case NicFamily::efa: return "EFA";
+    case NicFamily::slingshot: return "Slingshot";
+    case NicFamily::ethernet: return "Ethernet";
+  }
+  return "?";
+}
+
+const char* to_string(NicClass c) {
+  switch (c) {
+    case NicClass::fabric: return "fabric";
+    case NicClass::fast_ethernet: return "high-speed Ethernet";
+    case NicClass::ethernet: return "other Ethernet";
+  }
+  return "?";
+}
+
 std::string PciAddress::to_string() const {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%04x:%02x:%02x.%x", domain, bus, device, function);
@@ -102,6 +146,7 @@ std::string Path::to_string() const {
     case PathClass::phb: return "PHB";
     case PathClass::node: return "NODE";
     case PathClass::sys: return "SYS";
+    case PathClass::xgmi: return "XGMI";
   }
   return "?";
 }
@@ -115,6 +160,7 @@ int Path::rank() const {
     case PathClass::phb: return 400;
     case PathClass::node: return 500;
     case PathClass::sys: return 600;
+    case PathClass::xgmi: return 100 + 10 * std::clamp(xgmi_hops, 1, 9) - std::clamp(xgmi_links, 1, 9);
   }
   return 1000;
 }
@@ -127,6 +173,7 @@ void Topology::Impl::discover() {
   discover_gpus();
   discover_nics();
   read_nvlinks();
+  read_xgmi();
   all_cpus = cpuset_of(hwloc_topology_get_topology_cpuset(t));
   int ncores = hwloc_get_nbobjs_by_type(t, HWLOC_OBJ_CORE);
   if (ncores <= 0) {  // exports without Core objects: each PU is a core
@@ -191,27 +238,37 @@ void Topology::Impl::discover_gpus() {
 void Topology::Impl::discover_nics() {
   hwloc_topology_t t = topo.get();
   struct Found { hwloc_obj_t pci; hwloc_obj_t osdev; NicKind kind; };
-  std::vector<Found> ib, eth;
+  std::vector<Found> found;
   for (hwloc_obj_t o = nullptr; (o = hwloc_get_next_osdev(t, o));) {
     hwloc_obj_t pci = nullptr;
     for (hwloc_obj_t up = o->parent; up; up = up->parent)
       if (up->type == HWLOC_OBJ_PCI_DEVICE) { pci = up; break; }
-    if (!pci) continue;  // virtual interfaces are no high-speed NIC
-    if (o->attr->osdev.type == HWLOC_OBJ_OSDEV_OPENFABRICS) ib.push_back({pci, o, NicKind::openfabrics});
-    else if (o->attr->osdev.type == HWLOC_OBJ_OSDEV_NETWORK) eth.push_back({pci, o, NicKind::ethernet});
+    if (!pci || !o->name) continue;  // virtual interfaces are no high-speed NIC
+    if (o->attr->osdev.type == HWLOC_OBJ_OSDEV_OPENFABRICS) found.push_back({pci, o, NicKind::openfabrics});
+    else if (o->attr->osdev.type == HWLOC_OBJ_OSDEV_NETWORK) found.push_back({pci, o, NicKind::ethernet});
   }
-  // OpenFabrics devices (InfiniBand, RoCE) when there are any; Ethernet only otherwise.
-  std::vector<Found>& chosen = ib.empty() ? eth : ib;
-  std::stable_sort(chosen.begin(), chosen.end(), [](const Found& a, const Found& b) {
+  // A network interface on a PCI function that has a verbs device is that NIC's netdev, not
+  // a NIC of its own.
+  auto has_verbs = [&](hwloc_obj_t pci) {
+    return std::any_of(found.begin(), found.end(), [&](const Found& f) { return f.pci == pci && f.kind == NicKind::openfabrics; });
+  };
+  found.erase(std::remove_if(found.begin(), found.end(),
+                             [&](const Found& f) { return f.kind == NicKind::ethernet && has_verbs(f.pci); }),
+              found.end());
+  std::stable_sort(found.begin(), found.end(), [](const Found& a, const Found& b) {
     if (pci_of(a.pci) != pci_of(b.pci)) return pci_of(a.pci) < pci_of(b.pci);
     return std::strcmp(a.osdev->name, b.osdev->name) < 0;
   });
-  for (const Found& f : chosen) {
+  for (const Found& f : found) {
     Nic n;
-    n.index = int(nics.size());
-    n.name = f.osdev->name ? f.osdev->name : "";
+    n.index = int(all_nics.size());
+    n.name = f.osdev->name;
     n.kind = f.kind;
     n.pci = pci_of(f.pci);
+    n.pci_vendor = f.pci->attr->pcidev.vendor_id;
+    n.pci_device = f.pci->attr->pcidev.device_id;
+    const float speed = f.pci->attr->pcidev.linkspeed;
+    n.pcie_gbps = speed > 0 && speed < 1e6f ? speed : 0;
     if (f.kind == NicKind::openfabrics) {
       for (hwloc_obj_t s = f.pci->io_first_child; s; s = s->next_sibling)
         if (s->type == HWLOC_OBJ_OS_DEVICE && s->attr->osdev.type == HWLOC_OBJ_OSDEV_NETWORK && s->name)
@@ -221,14 +278,35 @@ void Topology::Impl::discover_nics() {
         std::string key = "Port" + std::to_string(port) + "State";
         if (std::strcmp(info(f.osdev, key.c_str()), "4") == 0) { n.port = port; break; }
       }
+      // Every verbs device is RDMA-capable; EFA's transports differ from InfiniBand's.
+      n.family = is_efa(n.pci_vendor, n.pci_device) ? NicFamily::efa : NicFamily::infiniband;
+      n.nic_class = NicClass::fabric;
     } else {
       n.netdev = n.name;
+      // Cassini has no verbs device: its vendor is what says it is Slingshot.
+      const bool slingshot = n.pci_vendor == kVendorCray;
+      n.family = slingshot ? NicFamily::slingshot : NicFamily::ethernet;
+      const bool fast = n.pci_vendor == kVendorMellanox || is_ena(n.pci_vendor, n.pci_device) ||
+                        is_fast_part(n.pci_vendor, n.pci_device) || f.pci->attr->pcidev.class_id == kClassInfiniband ||
+                        n.pcie_gbps >= kFastNicPcieGBps;
+      n.nic_class = slingshot ? NicClass::fabric : fast ? NicClass::fast_ethernet : NicClass::ethernet;
     }
     hwloc_obj_t nonio = hwloc_get_non_io_ancestor_obj(t, f.pci);
     n.cpus = cpuset_of(nonio->cpuset);
     n.numa = numa_of(t, nonio);
-    nics.push_back(std::move(n));
+    all_nics.push_back(std::move(n));
     nic_obj.push_back(f.pci);
+  }
+  choose_default_nics();
+}
+
+void Topology::Impl::choose_default_nics() {
+  nics.clear();
+  nic_slot.clear();
+  for (int i : select_nics(all_nics, NicPolicy{}).used) {
+    nic_slot.push_back(i);
+    nics.push_back(all_nics[i]);
+    nics.back().index = int(nics.size()) - 1;
   }
 }
 
@@ -283,6 +361,45 @@ void Topology::Impl::connect_through_switches() {
         nvlink[a][b] += std::min(nvswitch_links[a], nvswitch_links[b]);
 }
 
+void Topology::Impl::read_xgmi() {
+  const std::size_t ng = gpus.size();
+  xgmi.assign(ng, std::vector<int>(ng, 0));
+  xgmi_hops.assign(ng, std::vector<int>(ng, 0));
+  hwloc_topology_t t = topo.get();
+  // Each matrix object is an rsmi OS device of a GPU; map it to the GPU's PCI device.
+  auto gpu_of = [&](hwloc_obj_t o) {
+    while (o && o->type == HWLOC_OBJ_OS_DEVICE) o = o->parent;
+    auto it = std::find(gpu_obj.begin(), gpu_obj.end(), o);
+    return it == gpu_obj.end() ? -1 : int(it - gpu_obj.begin());
+  };
+  auto for_each_pair = [&](const char* name, auto f) {
+    unsigned nr = 0;
+    if (hwloc_distances_get_by_name(t, name, &nr, nullptr, 0) < 0 || nr == 0) return;
+    std::vector<hwloc_distances_s*> dists(nr);
+    if (hwloc_distances_get_by_name(t, name, &nr, dists.data(), 0) < 0) return;
+    for (unsigned d = 0; d < nr; ++d) {
+      hwloc_distances_s* m = dists[d];
+      for (unsigned i = 0; i < m->nbobjs; ++i)
+        for (unsigned j = 0; j < m->nbobjs; ++j) {
+          int a = gpu_of(m->objs[i]), b = gpu_of(m->objs[j]);
+          if (a >= 0 && b >= 0 && a != b) f(a, b, m->values[i * m->nbobjs + j]);
+        }
+      hwloc_distances_release(t, m);
+    }
+  };
+  for_each_pair("XGMIBandwidth", [&](int a, int b, std::uint64_t mbps) {
+    if (mbps == 0) return;
+    // Round to whole links, at least one; capped, the export is not trusted.
+    std::uint64_t links = std::max<std::uint64_t>(1, (mbps + kXgmiLinkMBps / 2) / kXgmiLinkMBps);
+    xgmi[a][b] = int(std::min<std::uint64_t>(links, 64));
+    xgmi_hops[a][b] = 1;
+    xgmi_data = true;
+  });
+  for_each_pair("XGMIHops", [&](int a, int b, std::uint64_t hops) {
+    if (xgmi[a][b] > 0 && hops > 0) xgmi_hops[a][b] = int(std::min<std::uint64_t>(hops, 64));
+  });
+}
+
 namespace {
 
 HwlocTopology init_topology() {
@@ -334,6 +451,11 @@ Topology Topology::from_system() {
   impl->discover();
   Topology t(std::move(impl));
   bool any_nvidia = std::any_of(t.gpus().begin(), t.gpus().end(), [](const Gpu& g) { return g.vendor == GpuVendor::nvidia; });
+  const auto amd = std::count_if(t.gpus().begin(), t.gpus().end(), [](const Gpu& g) { return g.vendor == GpuVendor::amd; });
+  if (amd > 1)
+    t.impl_->warnings.push_back("xGMI links are not read in live discovery (hwloc's rsmi backend is not loaded into "
+                                "slurmd): AMD GPU pairs show PCIe paths; an lstopo --of xml export given as "
+                                "topology_xml= carries them");
   if (!t.has_nvlink_data() && any_nvidia) {
     try {
       if (auto lib = nvml::Library::load()) t.add_nvlinks(*lib);
@@ -377,6 +499,7 @@ const std::vector<std::string>& Topology::warnings() const { return impl_->warni
 const std::string& Topology::source() const { return impl_->source; }
 const std::vector<Gpu>& Topology::gpus() const { return impl_->gpus; }
 const std::vector<Nic>& Topology::nics() const { return impl_->nics; }
+const std::vector<Nic>& Topology::all_nics() const { return impl_->all_nics; }
 const std::vector<NumaNode>& Topology::numa_nodes() const { return impl_->numa; }
 
 CpuSet Topology::cpus() const { return impl_->all_cpus; }
@@ -390,6 +513,13 @@ int Topology::nvlinks(int a, int b) const {
   return impl_->nvlink[a][b];
 }
 bool Topology::has_nvlink_data() const { return impl_->nvlink_data; }
+int Topology::xgmi_links(int a, int b) const {
+  const int n = int(impl_->gpus.size());
+  if (a < 0 || a >= n || b < 0 || b >= n)
+    throw InvalidArgument("GPU " + std::to_string(a < 0 || a >= n ? a : b) + " is not in the topology " + impl_->source);
+  return impl_->xgmi[a][b];
+}
+bool Topology::has_xgmi_data() const { return impl_->xgmi_data; }
 bool Topology::gpus_behind_nvswitch() const {
   return std::any_of(impl_->nvswitch_links.begin(), impl_->nvswitch_links.end(), [](int n) { return n > 0; });
 }
@@ -397,12 +527,20 @@ bool Topology::gpus_behind_nvswitch() const {
 Path Topology::path(DeviceRef a, DeviceRef b, bool via_nvlink) const {
   for (DeviceRef d : {a, b}) {
     const bool gpu = d.kind == DeviceRef::Kind::gpu;
-    if (d.index < 0 || d.index >= int(gpu ? impl_->gpus.size() : impl_->nics.size()))
+    const std::size_t count = gpu ? impl_->gpus.size() : d.kind == DeviceRef::Kind::nic ? impl_->nics.size() : impl_->all_nics.size();
+    if (d.index < 0 || d.index >= int(count))
       throw InvalidArgument(std::string(gpu ? "GPU " : "NIC ") + std::to_string(d.index) + " is not in the topology " + impl_->source);
   }
-  if (a.kind == b.kind && a.index == b.index) return {PathClass::self, 0};
+  if (impl_->device_slot(a) == impl_->device_slot(b))
+    return {PathClass::self, 0};
   if (via_nvlink && a.kind == DeviceRef::Kind::gpu && b.kind == DeviceRef::Kind::gpu) {
     if (int n = nvlinks(a.index, b.index); n > 0) return {PathClass::nvlink, n};
+    if (int x = impl_->xgmi[a.index][b.index]; x > 0) {
+      Path p{PathClass::xgmi, 0};
+      p.xgmi_links = x;
+      p.xgmi_hops = impl_->xgmi_hops[a.index][b.index];
+      return p;
+    }
   }
   return impl_->pcie.at(impl_->device_slot(a)).at(impl_->device_slot(b));
 }

@@ -12,7 +12,7 @@ namespace sluice::topo {
 namespace {
 
 using nlohmann::json;
-constexpr int kSnapshotVersion = 1;
+constexpr int kSnapshotVersion = 2;  // 2: every NIC with its class, xGMI
 
 PathClass parse_class(const std::string& s) {
   if (s == "X") return PathClass::self;
@@ -31,6 +31,35 @@ PciAddress parse_pci(const std::string& s) {
   return p;
 }
 
+const char* family_name(NicFamily f) {
+  switch (f) {
+    case NicFamily::infiniband: return "infiniband";
+    case NicFamily::efa: return "efa";
+    case NicFamily::slingshot: return "slingshot";
+    case NicFamily::ethernet: return "ethernet";
+  }
+  return "?";
+}
+
+NicFamily parse_family(const std::string& s) {
+  for (NicFamily f : {NicFamily::infiniband, NicFamily::efa, NicFamily::slingshot, NicFamily::ethernet})
+    if (s == family_name(f)) return f;
+  throw TopologyError("topology snapshot has an unknown NIC family '" + quote_input(s) + "'");
+}
+
+NicClass parse_nic_class(int c) {
+  if (c < int(NicClass::fabric) || c > int(NicClass::ethernet)) throw TopologyError("topology snapshot has an unknown NIC class");
+  return NicClass(c);
+}
+
+std::vector<std::vector<int>> square(const json& j, std::size_t n, const char* what) {
+  auto m = j.get<std::vector<std::vector<int>>>();
+  if (m.size() != n) throw TopologyError(std::string("topology snapshot: ") + what + " matrix does not match the GPU count");
+  for (const auto& row : m)
+    if (row.size() != n) throw TopologyError(std::string("topology snapshot: ") + what + " matrix row of the wrong size");
+  return m;
+}
+
 }  // namespace
 
 std::string Topology::to_snapshot() const {
@@ -39,10 +68,12 @@ std::string Topology::to_snapshot() const {
   for (const Gpu& g : m.gpus)
     gpus.push_back({{"pci", g.pci.to_string()}, {"vendor", to_string(g.vendor)}, {"vendor_index", g.vendor_index},
                     {"model", g.model}, {"cpus", g.cpus.to_string()}, {"numa", g.numa}});
-  for (const Nic& n : m.nics)
+  for (const Nic& n : m.all_nics)
     nics.push_back({{"name", n.name}, {"netdev", n.netdev}, {"port", n.port},
                     {"kind", n.kind == NicKind::openfabrics ? "openfabrics" : "ethernet"}, {"pci", n.pci.to_string()},
-                    {"cpus", n.cpus.to_string()}, {"numa", n.numa}});
+                    {"cpus", n.cpus.to_string()}, {"numa", n.numa}, {"family", family_name(n.family)},
+                    {"class", int(n.nic_class)}, {"vendor", n.pci_vendor}, {"device", n.pci_device},
+                    {"pcie_gbps", n.pcie_gbps}});
   for (const NumaNode& n : m.numa) numa.push_back({{"os_index", n.os_index}, {"cpus", n.cpus.to_string()}});
   for (const CpuSet& c : m.cores) cores.push_back(c.to_string());
   for (const auto& row : m.pcie) {
@@ -54,7 +85,8 @@ std::string Topology::to_snapshot() const {
            {"cpus", m.all_cpus.to_string()}, {"cores", cores},
            {"shape", {m.shape.sockets, m.shape.cores_per_socket, m.shape.threads_per_core}},
            {"numa", numa}, {"gpus", gpus}, {"nics", nics}, {"pcie", pcie}, {"nvlink", m.nvlink},
-           {"nvswitch_links", m.nvswitch_links}, {"nvlink_data", m.nvlink_data}, {"warnings", m.warnings}};
+           {"nvswitch_links", m.nvswitch_links}, {"nvlink_data", m.nvlink_data}, {"xgmi", m.xgmi},
+           {"xgmi_hops", m.xgmi_hops}, {"xgmi_data", m.xgmi_data}, {"warnings", m.warnings}};
   // Paths and model strings may hold non-UTF-8 bytes: replace them rather than throw.
   return doc.dump(-1, ' ', false, json::error_handler_t::replace);
 }
@@ -92,7 +124,7 @@ Topology Topology::from_snapshot(std::string_view text) {
     }
     for (const auto& j : doc.at("nics")) {
       Nic n;
-      n.index = int(m->nics.size());
+      n.index = int(m->all_nics.size());
       n.name = j.at("name").get<std::string>();
       n.netdev = j.at("netdev").get<std::string>();
       n.port = j.at("port").get<int>();
@@ -102,9 +134,16 @@ Topology Topology::from_snapshot(std::string_view text) {
       n.pci = parse_pci(j.at("pci").get<std::string>());
       n.cpus = CpuSet::parse(j.at("cpus").get<std::string>());
       n.numa = j.at("numa").get<std::vector<int>>();
-      m->nics.push_back(std::move(n));
+      n.family = parse_family(j.at("family").get<std::string>());
+      n.nic_class = parse_nic_class(j.at("class").get<int>());
+      n.pci_vendor = j.at("vendor").get<unsigned>();
+      n.pci_device = j.at("device").get<unsigned>();
+      n.pcie_gbps = j.at("pcie_gbps").get<float>();
+      if (!(n.pcie_gbps >= 0 && n.pcie_gbps < 1e6f)) throw TopologyError("topology snapshot: a NIC's PCIe speed is out of range");
+      m->all_nics.push_back(std::move(n));
     }
-    const std::size_t slots = m->gpus.size() + m->nics.size();
+    m->choose_default_nics();
+    const std::size_t slots = m->gpus.size() + m->all_nics.size();
     for (const auto& row : doc.at("pcie")) {
       std::vector<Path> r;
       for (const auto& c : row) r.push_back({parse_class(c.get<std::string>()), 0});
@@ -119,6 +158,9 @@ Topology Topology::from_snapshot(std::string_view text) {
     for (const auto& row : m->nvlink)
       if (row.size() != m->gpus.size()) throw TopologyError("topology snapshot: NVLink matrix row of the wrong size");
     m->nvlink_data = doc.at("nvlink_data").get<bool>();
+    m->xgmi = square(doc.at("xgmi"), m->gpus.size(), "xGMI");
+    m->xgmi_hops = square(doc.at("xgmi_hops"), m->gpus.size(), "xGMI hops");
+    m->xgmi_data = doc.at("xgmi_data").get<bool>();
     m->warnings = doc.value("warnings", std::vector<std::string>{});
     return Topology(std::move(m));
   } catch (const json::exception& e) {

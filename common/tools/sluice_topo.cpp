@@ -34,8 +34,15 @@ int main(int argc, char** argv) {
   std::string xml;
 
   auto* show = app.add_subcommand("show", "Print the device matrix nvidia-smi topo -m prints: path class between every pair "
-                                          "of GPUs and NICs (NV#, PIX, PXB, PHB, NODE, SYS), CPU and NUMA affinity.");
+                                          "of GPUs and NICs (NV#, XGMI, PIX, PXB, PHB, NODE, SYS), CPU and NUMA affinity, and "
+                                          "which NICs placement uses and why the others are left out.");
   show->add_option("--xml", xml, "hwloc XML export to read instead of this machine")->check(CLI::ExistingFile);
+  std::string nics, exclude_nics;
+  const char* nics_help = "NIC name patterns (shell globs on the NIC or its IP interface, comma-separated: hsn*,mlx5_[0-3]) "
+                          "placement may use, as plugstack.conf's nics=; default: the automatic ranking";
+  const char* exclude_help = "NIC name patterns placement must not use, as plugstack.conf's exclude_nics=";
+  show->add_option("--nics", nics, nics_help);
+  show->add_option("--exclude-nics", exclude_nics, exclude_help);
 
   std::string gpus = "all", policy = "pack", allowed;
   int tasks = 1;
@@ -51,6 +58,8 @@ int main(int argc, char** argv) {
                                        "PCIe switches; none: leave Slurm's binding alone")
       ->check(CLI::IsMember({"pack", "spread", "none"}))
       ->capture_default_str();
+  bind->add_option("--nics", nics, nics_help);
+  bind->add_option("--exclude-nics", exclude_nics, exclude_help);
   bind->add_option("--cpus", allowed, "CPUs the step may use (OS indices, list syntax); default: every CPU of the topology");
   bind->add_flag("--json", json, "print the placement record as JSON: {\"tasks\":[{\"task\":0,\"gpus\":[0],\"nics\":[...],"
                                  "\"cpus\":\"0-19\",\"numa\":[0]},...]}");
@@ -68,9 +77,12 @@ int main(int argc, char** argv) {
     return app.exit(e) == 0 ? 0 : 2;  // --help is a "parse error" that exits 0
   }
   try {
+    sluice::topo::NicPolicy nic_policy;
+    if (!nics.empty()) nic_policy.allow = sluice::topo::parse_nic_patterns(nics, "--nics ");
+    if (!exclude_nics.empty()) nic_policy.exclude = sluice::topo::parse_nic_patterns(exclude_nics, "--exclude-nics ");
     sluice::topo::Topology topo = load(xml);
     if (*show) {
-      std::cout << sluice::topo::format_matrix(topo);
+      std::cout << sluice::topo::format_matrix(topo, nic_policy);
     } else if (*gres) {
       std::cout << sluice::topo::format_gres_conf(topo, {nodes, device_dir});
     } else {
@@ -79,6 +91,7 @@ int main(int argc, char** argv) {
       if (req.gpus && req.gpus->empty()) throw sluice::InvalidArgument("--gpus is empty (omit it for all GPUs)");
       req.tasks = tasks;
       req.policy = sluice::parse_policy(policy);
+      req.nics = nic_policy;
       if (!allowed.empty()) req.allowed_cpus = sluice::CpuSet::parse(allowed);
       sluice::NodePlacement np = sluice::place(topo, req);
       if (json) {

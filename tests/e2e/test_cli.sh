@@ -15,6 +15,25 @@ check "show: legend" grep -q 'PIX  = Connection traversing at most a single PCIe
 out=$("$topo" show --xml "$dir/power8gpudistances.xml")
 check "show: NVLink pairs on POWER8 (NV2)" grep -Eq '^GPU0 +X +NV2 +SYS +SYS' <<<"$out"
 
+# Frontier-like (written for the tests): GCD 0's xGMI peers 1, 3, 4; its Slingshot NIC hsn0
+# on its root complex (PHB); the I210 is not in the matrix and is marked left out.
+out=$("$topo" show --xml "$dir/frontier-mi250x-slingshot.xml")
+check "show: xGMI pairs (XGMI), Slingshot NICs only" grep -Eq '^GPU0 +X +XGMI +SYS +XGMI +XGMI +SYS +SYS +SYS +PHB +SYS +SYS +SYS +48-63,112-127 +3$' <<<"$out"
+check "show: XGMI legend line" grep -q '^  XGMI = Connection traversing AMD xGMI' <<<"$out"
+check "show: hsn2 used" grep -q '^  hsn2: 0000:d5:00.0 (network interface; Slingshot, fabric, PCIe 31.5 GB/s): used$' <<<"$out"
+check "show: the management port left out, and why" grep -q '^  enp215s0: .*: left out (other Ethernet, while fabric NICs exist)$' <<<"$out"
+out=$("$topo" show --xml "$dir/frontier-mi250x-slingshot.xml" --exclude-nics 'hsn[0-2]')
+check "show --exclude-nics: excluded NICs marked" grep -q '^  hsn1: .*: left out (excluded by exclude_nics=hsn\[0-2\])$' <<<"$out"
+out=$("$topo" bind --xml "$dir/r750xa-ib-1gbe.xml" --tasks 2 --nics 'eno*' --json)
+# 2 tasks of 2 GPUs; one NIC per GPU, least used first: each task gets both ports.
+check "bind --nics: the 1 GbE ports when the site asks" grep -q '"task":0,"gpus":\[0,1\],"nics":\["eno1","eno2"\]' <<<"$out"
+"$topo" bind --xml "$dir/r750xa-ib-1gbe.xml" --tasks 2 --nics 'hsn*' >/dev/null 2>err.txt
+rc=$?
+check "bind --nics naming no NIC: exit 1 with the NICs there are (rc $rc)" bash -c "[[ $rc -eq 1 ]] && grep -q 'names none of the NICs .*(eno1, eno2, mlx5_0)' err.txt"
+"$topo" show --xml "$dir/r750xa-ib-1gbe.xml" --nics 'mlx5_[0' >/dev/null 2>err.txt
+rc=$?
+check "show --nics malformed: exit 1 saying what is wrong (rc $rc)" bash -c "[[ $rc -eq 1 ]] && grep -q \"'\[' without its '\]'\" err.txt"
+
 out=$("$topo" bind --xml "$dir/coral-lassen.xml" --gpus 0-3 --tasks 2 --policy pack --json)
 check "bind --json: the documented contract" grep -q '"tasks":\[{"task":0,"gpus":\[0,1\],"nics":\["mlx5_0","mlx5_1"\],"cpus":"8-87","numa":\[0\]' <<<"$out"
 

@@ -120,3 +120,25 @@ BOOST_AUTO_TEST_CASE(amd_gpus_use_render_nodes) {
                                                         "Name=gpu File=/dev/nvidia2 Cores=8-15 Links=0,0,-1,0",
                                                         "Name=gpu File=/dev/dri/renderD128 Cores=8-15 Links=0,0,0,-1"});
 }
+
+// AMD: Links= counts xGMI links (XGMIBandwidth / 50 GB/s), so cons_tres can co-schedule
+// linked GCDs. Frontier-like node: 4 links within an MI250X (0-1, 2-3, 4-5, 6-7), 2 on the
+// ring 1-6, 7-4, 5-2, 3-0, 1 for 0-4, 1-5, 2-6, 3-7. Render nodes from 128 in PCI order.
+// Cores=: GCD k's NUMA domain (0,1 -> cores 48-63; 2,3 -> 16-31; 4,5 -> 0-15; 6,7 -> 32-47).
+BOOST_AUTO_TEST_CASE(frontier_amd_xgmi_links) {
+  check_lines(gres("frontier-mi250x-slingshot.xml"),
+              {"Name=gpu File=/dev/dri/renderD128 Cores=48-63 Links=-1,4,0,2,1,0,0,0",
+               "Name=gpu File=/dev/dri/renderD129 Cores=48-63 Links=4,-1,0,0,0,1,2,0",
+               "Name=gpu File=/dev/dri/renderD130 Cores=16-31 Links=0,0,-1,4,0,2,1,0",
+               "Name=gpu File=/dev/dri/renderD131 Cores=16-31 Links=2,0,4,-1,0,0,0,1",
+               "Name=gpu File=/dev/dri/renderD132 Cores=0-15 Links=1,0,0,0,-1,4,0,2",
+               "Name=gpu File=/dev/dri/renderD133 Cores=0-15 Links=0,1,2,0,4,-1,0,0",
+               "Name=gpu File=/dev/dri/renderD134 Cores=32-47 Links=0,2,1,0,0,0,-1,4",
+               "Name=gpu File=/dev/dri/renderD135 Cores=32-47 Links=0,0,0,1,2,0,4,-1"});
+}
+
+// An AMD node whose export has no XGMIBandwidth matrix (epyc-corona.xml) keeps Links=0.
+BOOST_AUTO_TEST_CASE(amd_without_xgmi_data) {
+  for (const std::string& l : lines_of(gres("epyc-corona.xml"), false)) BOOST_TEST(l.find(" Links=") != std::string::npos);
+  BOOST_TEST(gres("epyc-corona.xml").find("Links=-1,0,0,0") != std::string::npos);
+}

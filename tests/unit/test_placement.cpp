@@ -447,3 +447,166 @@ BOOST_AUTO_TEST_CASE(overlapping_homes_never_share_cpus) {
     for (int b = a + 1; b < 3; ++b)
       BOOST_TEST(!CpuSet::parse(np.tasks[a].cpus).intersects(CpuSet::parse(np.tasks[b].cpus)));
 }
+
+// ---------------------------------------------------------------------------------------
+// Topologies written for the tests (topologies/README.md). Facts from test_topology.cpp:
+// frontier-mi250x-slingshot.xml: GCD k on NUMA 3,3,1,1,0,0,2,2; NUMA n = cores 16n..16n+15,
+//   core c = PUs c, c+64; xGMI widths 4 (0-1, 2-3, 4-5, 6-7), 2 (1-6, 7-4, 5-2, 3-0), 1
+//   (0-4, 1-5, 2-6, 3-7); non-linked GCD pairs SYS; hsn0..3 PHB to GCDs 0-1, 2-3, 4-5,
+//   6-7; the I210 enp215s0 PHB to GCDs 4-5 too.
+// r750xa-ib-1gbe.xml: GPUs 0,1 NUMA 0 (cores 0-15, PUs c, c+32), 2,3 NUMA 1; NODE within a
+//   package, SYS across; mlx5_0 (ib0) NODE to GPUs 2,3 and SYS to 0,1; eno1/eno2 (one
+//   BCM5720) NODE to GPUs 0,1 and SYS to 2,3.
+// aws-p4d-efa.xml: GPUs 0-3 NUMA 0 (cores 0-23), 4-7 NUMA 1 (24-47), core c = PUs c, c+48;
+//   NV12 between every pair; EFA rdmap16s27/32s27/144s27/160s27 PIX to GPU pairs 0-1, 2-3,
+//   4-5, 6-7.
+// ---------------------------------------------------------------------------------------
+
+namespace {
+
+NodePlacement run_nics(const Topology& t, int tasks, sluice::topo::NicPolicy nics) {
+  PlacementRequest r;
+  r.tasks = tasks;
+  r.policy = Policy::pack;
+  r.nics = std::move(nics);
+  return sluice::place(t, r);
+}
+
+}  // namespace
+
+// pack chains GCDs along xGMI: from GCD 0 the widest link is 1 (4 links); from 1, 6 (2 links,
+// better than 5's 1); from 6, 7 (4); from 7, 4 (2, better than 3's 1); 4 -> 5 (4); 5 -> 2
+// (2); 2 -> 3 (4). PCIe alone would have given 0..7 (SYS ties go to the lowest index).
+// Each NUMA domain's 16 cores split between its two tasks, 8 each. NICs: each GCD's PHB
+// Slingshot NIC; GCD 5 ties hsn2 and the I210, and must get hsn2 though hsn2 is used.
+BOOST_AUTO_TEST_CASE(frontier_pack_follows_xgmi_and_never_the_management_port) {
+  Topology t = load("frontier-mi250x-slingshot.xml");
+  check(run(t, 8, Policy::pack), {{{0}, "48-55,112-119", {3}, {"hsn0"}},
+                                  {{1}, "56-63,120-127", {3}, {"hsn0"}},
+                                  {{6}, "32-39,96-103", {2}, {"hsn3"}},
+                                  {{7}, "40-47,104-111", {2}, {"hsn3"}},
+                                  {{4}, "0-7,64-71", {0}, {"hsn2"}},
+                                  {{5}, "8-15,72-79", {0}, {"hsn2"}},
+                                  {{2}, "16-23,80-87", {1}, {"hsn1"}},
+                                  {{3}, "24-31,88-95", {1}, {"hsn1"}}});
+  // 4 tasks of 2 GCDs: consecutive pairs of the chain, (0,1) (6,7) (4,5) (2,3): each an MI250X.
+  // One NIC per GCD, deduplicated: both GCDs of a package share its NIC.
+  check(run(t, 4, Policy::pack), {{{0, 1}, "48-63,112-127", {3}, {"hsn0"}},
+                                  {{6, 7}, "32-47,96-111", {2}, {"hsn3"}},
+                                  {{4, 5}, "0-15,64-79", {0}, {"hsn2"}},
+                                  {{2, 3}, "16-31,80-95", {1}, {"hsn1"}}});
+  // Two tasks on GCDs 4 and 5 only: both PHB to hsn2 and to the I210; both get hsn2.
+  NodePlacement two = run(t, 2, Policy::pack, std::vector<int>{4, 5});
+  BOOST_TEST_REQUIRE(two.tasks.size() == 2u);
+  for (const TaskPlacement& tp : two.tasks) BOOST_TEST(tp.nics == std::vector<std::string>{"hsn2"}, boost::test_tools::per_element());
+  // Every policy, every task count: never enp215s0.
+  for (Policy p : {Policy::pack, Policy::spread})
+    for (int n = 1; n <= 16; ++n)
+      for (const TaskPlacement& tp : run(t, n, p).tasks)
+        BOOST_TEST((std::find(tp.nics.begin(), tp.nics.end(), "enp215s0") == tp.nics.end()));
+}
+
+// spread is PCIe-only, so xGMI changes nothing there: on GCDs {0,1,3}, farthest-first from
+// GCD 0 takes 3 (SYS) before 1 (PHB, same root complex), though 0-1 is the widest xGMI pair.
+BOOST_AUTO_TEST_CASE(frontier_spread_ignores_xgmi) {
+  Topology t = load("frontier-mi250x-slingshot.xml");
+  NodePlacement np = run(t, 3, Policy::spread, std::vector<int>{0, 1, 3});
+  BOOST_TEST_REQUIRE(np.tasks.size() == 3u);
+  BOOST_TEST(np.tasks[0].gpus == std::vector<int>{0}, boost::test_tools::per_element());
+  BOOST_TEST(np.tasks[1].gpus == std::vector<int>{3}, boost::test_tools::per_element());
+  BOOST_TEST(np.tasks[2].gpus == std::vector<int>{1}, boost::test_tools::per_element());
+}
+
+// The site's override: exclude_nics=hsn2 leaves GCDs 4,5 with SYS to every Slingshot NIC
+// (least used, then lowest index); the I210 is still left out (a fabric NIC exists).
+BOOST_AUTO_TEST_CASE(frontier_exclude_nics) {
+  Topology t = load("frontier-mi250x-slingshot.xml");
+  NodePlacement np = run_nics(t, 8, {{}, {"hsn2"}});
+  // Tasks in order 0,1,6,7 take hsn0, hsn0, hsn3, hsn3; GCD 4 (task 4): SYS to hsn0, hsn1,
+  // hsn3 with use 2, 0, 2 -> hsn1; GCD 5: use 2, 1, 2 -> hsn1; GCDs 2, 3: PHB hsn1.
+  const std::vector<std::vector<std::string>> exp = {{"hsn0"}, {"hsn0"}, {"hsn3"}, {"hsn3"},
+                                                     {"hsn1"}, {"hsn1"}, {"hsn1"}, {"hsn1"}};
+  BOOST_TEST_REQUIRE(np.tasks.size() == 8u);
+  for (int j = 0; j < 8; ++j)
+    BOOST_TEST_CONTEXT("task " << j) { BOOST_TEST(np.tasks[j].nics == exp[j], boost::test_tools::per_element()); }
+}
+
+// One HCA for four GPUs: all share mlx5_0 though the 1 GbE port is nearer to GPUs 0 and 1.
+// pack: 0 -> 1 (NODE), -> 2 (SYS, lowest), -> 3 (NODE); each NUMA's 16 cores split 8/8.
+BOOST_AUTO_TEST_CASE(r750xa_hca_not_the_1gbe_port) {
+  Topology t = load("r750xa-ib-1gbe.xml");
+  check(run(t, 4, Policy::pack), {{{0}, "0-7,32-39", {0}, {"mlx5_0"}},
+                                  {{1}, "8-15,40-47", {0}, {"mlx5_0"}},
+                                  {{2}, "16-23,48-55", {1}, {"mlx5_0"}},
+                                  {{3}, "24-31,56-63", {1}, {"mlx5_0"}}});
+}
+
+BOOST_AUTO_TEST_CASE(r750xa_nics_overrides) {
+  Topology t = load("r750xa-ib-1gbe.xml");
+  // nics=eno*: both BCM5720 ports, equally near: GPU 0 eno1, GPU 1 eno2 (least used), GPUs
+  // 2, 3 (SYS to both) eno1, eno2.
+  const std::vector<std::vector<std::string>> eno = {{"eno1"}, {"eno2"}, {"eno1"}, {"eno2"}};
+  for (const sluice::topo::NicPolicy& p : {sluice::topo::NicPolicy{{"eno*"}, {}},
+                                           sluice::topo::NicPolicy{{}, {"mlx5_0"}},  // next class down
+                                           sluice::topo::NicPolicy{{}, {"ib0"}}}) {  // by IP interface
+    NodePlacement np = run_nics(t, 4, p);
+    BOOST_TEST_REQUIRE(np.tasks.size() == 4u);
+    for (int j = 0; j < 4; ++j)
+      BOOST_TEST_CONTEXT("task " << j) { BOOST_TEST(np.tasks[j].nics == eno[j], boost::test_tools::per_element()); }
+  }
+  // nics=eno2: one port only.
+  for (const TaskPlacement& tp : run_nics(t, 4, {{"eno2"}, {}}).tasks)
+    BOOST_TEST(tp.nics == std::vector<std::string>{"eno2"}, boost::test_tools::per_element());
+  // Everything excluded: tasks get no NIC (and so no NIC variables), not an error.
+  for (const TaskPlacement& tp : run_nics(t, 4, {{}, {"eno*", "mlx5_*"}}).tasks) BOOST_TEST(tp.nics.empty());
+  // An allow list that names none of the node's NICs is the site's mistake: say so.
+  try {
+    (void)run_nics(t, 4, {{"hsn*"}, {}});
+    BOOST_ERROR("no exception for nics=hsn*");
+  } catch (const sluice::InvalidArgument& e) {
+    const std::string msg = e.what();
+    BOOST_TEST(msg.find("nics=hsn*") != std::string::npos, msg);
+    BOOST_TEST(msg.find("eno1, eno2, mlx5_0") != std::string::npos, msg);
+  }
+}
+
+// EFA: the verbs devices, one per GPU pair on its PCIe switch; never the ENA. NV12 ties
+// everywhere, so pack keeps PCI order; each NUMA's 24 cores split 6 per task.
+BOOST_AUTO_TEST_CASE(p4d_efa) {
+  Topology t = load("aws-p4d-efa.xml");
+  check(run(t, 8, Policy::pack), {{{0}, "0-5,48-53", {0}, {"rdmap16s27"}},
+                                  {{1}, "6-11,54-59", {0}, {"rdmap16s27"}},
+                                  {{2}, "12-17,60-65", {0}, {"rdmap32s27"}},
+                                  {{3}, "18-23,66-71", {0}, {"rdmap32s27"}},
+                                  {{4}, "24-29,72-77", {1}, {"rdmap144s27"}},
+                                  {{5}, "30-35,78-83", {1}, {"rdmap144s27"}},
+                                  {{6}, "36-41,84-89", {1}, {"rdmap160s27"}},
+                                  {{7}, "42-47,90-95", {1}, {"rdmap160s27"}}});
+}
+
+BOOST_AUTO_TEST_CASE(nic_patterns) {
+  using sluice::topo::parse_nic_patterns;
+  BOOST_TEST(parse_nic_patterns("hsn*,mlx5_[0-3],ib0", "x") == (std::vector<std::string>{"hsn*", "mlx5_[0-3]", "ib0"}),
+             boost::test_tools::per_element());
+  auto bad = [](const std::string& list, const std::string& fragment) {
+    try {
+      (void)parse_nic_patterns(list, "plugstack.conf argument nics=");
+      BOOST_ERROR("no exception for " << list);
+    } catch (const sluice::InvalidArgument& e) {
+      const std::string msg = e.what();
+      BOOST_TEST(msg.find("plugstack.conf argument nics=") == 0u, msg);
+      BOOST_TEST(msg.find(fragment) != std::string::npos, msg);
+    }
+  };
+  bad("hsn*,", "an empty pattern");
+  bad(",hsn*", "an empty pattern");
+  bad("hsn 0", "has a character NIC names do not have");
+  bad("hsn/0", "has a character");
+  bad("mlx5_[0-3", "'[' without its ']'");
+  bad("mlx5_]", "']' without '['");
+  bad("mlx5_[]", "'[' without its ']'");
+  bad(std::string(65, 'a'), "longer than 64");
+  std::string many;
+  for (int i = 0; i < 33; ++i) many += (i ? "," : "") + std::string("e") + std::to_string(i);
+  bad(many, "more than 32 patterns");
+}

@@ -86,6 +86,21 @@ BOOST_AUTO_TEST_CASE(bad_values) {
   expect_invalid({"cpu_emulation=yes"}, {"cpu_emulation", "yes"});
 }
 
+BOOST_AUTO_TEST_CASE(nic_arguments) {
+  PluginConfig d = parse_plugin_args({});
+  BOOST_TEST(d.nics.allow.empty());
+  BOOST_TEST(d.nics.exclude.empty());
+  PluginConfig c = parse_plugin_args({"nics=hsn*,mlx5_[0-3]", "exclude_nics=enp*"});
+  BOOST_TEST(c.nics.allow == (std::vector<std::string>{"hsn*", "mlx5_[0-3]"}), boost::test_tools::per_element());
+  BOOST_TEST(c.nics.exclude == std::vector<std::string>{"enp*"}, boost::test_tools::per_element());
+  // Errors name the argument, the value and what is wrong.
+  expect_invalid({"nics=hsn*,"}, {"plugstack.conf argument nics=", "hsn*,", "an empty pattern"});
+  expect_invalid({"exclude_nics=eno 1"}, {"exclude_nics=", "character"});
+  expect_invalid({"nics=mlx5_[0"}, {"nics=", "'[' without its ']'"});
+  expect_invalid({"nics="}, {"nics=", "needs a value"});
+  expect_invalid({"nic=hsn0"}, {"nic=hsn0", "nics=", "exclude_nics="});  // listed among the valid keys
+}
+
 BOOST_AUTO_TEST_CASE(staging_arguments) {
   PluginConfig d = parse_plugin_args({});
   BOOST_TEST(d.bb_root == "/var/tmp/sluice");

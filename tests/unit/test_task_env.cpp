@@ -314,3 +314,72 @@ BOOST_AUTO_TEST_CASE(task_id_out_of_range) {
                                              CpuSet::parse("0-1"), "n", std::nullopt),
                     sluice::InvalidArgument);
 }
+
+// ---------------------------------------------------------------------------------------
+// What the transports read on Slingshot, EFA and 1 GbE nodes (docs/placement.md). The
+// placements are those of test_placement.cpp.
+// ---------------------------------------------------------------------------------------
+
+// Frontier-like, 8 tasks pack: task 5 has GCD 5 and hsn2. Slingshot is a network interface
+// (UCX's tcp, NCCL/RCCL's sockets) and libfabric's cxi device cxi2; no verbs variables.
+// AMD only: ROCR_VISIBLE_DEVICES (and GPU_DEVICE_ORDINAL), no CUDA variables.
+BOOST_AUTO_TEST_CASE(frontier_slingshot_and_rocr) {
+  Topology t = load("frontier-mi250x-slingshot.xml");
+  const std::vector<int> gpus = {0, 1, 2, 3, 4, 5, 6, 7};
+  TaskSetup s = sluice::spank::plan_task(t, cfg(CpuEmulation::none), Policy::pack, gpus, 8, 5, t.cpus(), "frontier1",
+                                         std::nullopt, std::string("0,1,2,3,4,5,6,7"));
+  BOOST_TEST(env(s, "ROCR_VISIBLE_DEVICES").value_or("<unset>") == "5");
+  BOOST_TEST(env(s, "GPU_DEVICE_ORDINAL").value_or("<unset>") == "5");
+  BOOST_TEST(!env(s, "CUDA_VISIBLE_DEVICES").has_value());
+  BOOST_TEST(!env(s, "CUDA_DEVICE_ORDER").has_value());
+  BOOST_TEST(env(s, "UCX_NET_DEVICES").value_or("<unset>") == "hsn2");
+  BOOST_TEST(env(s, "NCCL_SOCKET_IFNAME").value_or("<unset>") == "=hsn2");
+  BOOST_TEST(env(s, "FI_CXI_DEVICE_NAME").value_or("<unset>") == "cxi2");
+  BOOST_TEST(!env(s, "NCCL_IB_HCA").has_value());
+  BOOST_TEST(!env(s, "FI_EFA_IFACE").has_value());
+  BOOST_TEST(s.bind.to_string() == "8-15,72-79");
+  // Task 2 has GCD 6 (pack follows xGMI: 0,1,6,7,...): ROCR index 6, hsn3.
+  TaskSetup s2 = sluice::spank::plan_task(t, cfg(CpuEmulation::none), Policy::pack, gpus, 8, 2, t.cpus(), "frontier1",
+                                          std::nullopt, std::nullopt);
+  BOOST_TEST(env(s2, "ROCR_VISIBLE_DEVICES").value_or("<unset>") == "6");
+  BOOST_TEST(env(s2, "FI_CXI_DEVICE_NAME").value_or("<unset>") == "cxi3");
+}
+
+// p4d, 8 tasks pack: task 2 has GPU 2 and rdmap32s27. EFA is driven by libfabric's efa
+// provider (Open MPI's ofi MTL, aws-ofi-nccl): FI_EFA_IFACE; UCX and NCCL's own IB transport
+// do not drive EFA, so neither UCX_NET_DEVICES nor NCCL_IB_HCA is set.
+BOOST_AUTO_TEST_CASE(p4d_efa_env) {
+  Topology t = load("aws-p4d-efa.xml");
+  const std::vector<int> gpus = {0, 1, 2, 3, 4, 5, 6, 7};
+  TaskSetup s = sluice::spank::plan_task(t, cfg(CpuEmulation::none), Policy::pack, gpus, 8, 2, t.cpus(), "p4d1",
+                                         std::nullopt);
+  BOOST_TEST(env(s, "CUDA_VISIBLE_DEVICES").value_or("<unset>") == "2");
+  BOOST_TEST(env(s, "FI_EFA_IFACE").value_or("<unset>") == "rdmap32s27");
+  BOOST_TEST(!env(s, "UCX_NET_DEVICES").has_value());
+  BOOST_TEST(!env(s, "NCCL_IB_HCA").has_value());
+  BOOST_TEST(!env(s, "NCCL_SOCKET_IFNAME").has_value());
+  BOOST_TEST(!env(s, "FI_CXI_DEVICE_NAME").has_value());
+}
+
+// R750xa: the HCA as on any InfiniBand node; with the site's nics=eno* the 1 GbE port's
+// Ethernet variables (task 1 gets eno2).
+BOOST_AUTO_TEST_CASE(r750xa_hca_env_and_nics_override) {
+  Topology t = load("r750xa-ib-1gbe.xml");
+  const std::vector<int> gpus = {0, 1, 2, 3};
+  TaskSetup s = sluice::spank::plan_task(t, cfg(CpuEmulation::none), Policy::pack, gpus, 4, 1, t.cpus(), "r750", std::nullopt);
+  BOOST_TEST(env(s, "UCX_NET_DEVICES").value_or("<unset>") == "mlx5_0:1");
+  BOOST_TEST(env(s, "NCCL_IB_HCA").value_or("<unset>") == "=mlx5_0:1");
+  BOOST_TEST(!env(s, "NCCL_SOCKET_IFNAME").has_value());
+  PluginConfig c = cfg(CpuEmulation::none);
+  c.nics.allow = {"eno*"};
+  TaskSetup e = sluice::spank::plan_task(t, c, Policy::pack, gpus, 4, 1, t.cpus(), "r750", std::nullopt);
+  BOOST_TEST(env(e, "UCX_NET_DEVICES").value_or("<unset>") == "eno2");
+  BOOST_TEST(env(e, "NCCL_SOCKET_IFNAME").value_or("<unset>") == "=eno2");
+  BOOST_TEST(!env(e, "NCCL_IB_HCA").has_value());
+  BOOST_TEST(!env(e, "FI_CXI_DEVICE_NAME").has_value());  // eno2 is no Slingshot NIC
+  // Every NIC excluded: no NIC variables at all.
+  c.nics = {{}, {"*"}};
+  TaskSetup none = sluice::spank::plan_task(t, c, Policy::pack, gpus, 4, 1, t.cpus(), "r750", std::nullopt);
+  for (const char* v : {"UCX_NET_DEVICES", "NCCL_IB_HCA", "NCCL_SOCKET_IFNAME", "FI_EFA_IFACE", "FI_CXI_DEVICE_NAME"})
+    BOOST_TEST(!env(none, v).has_value(), v);
+}

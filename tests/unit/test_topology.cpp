@@ -470,3 +470,177 @@ BOOST_AUTO_TEST_CASE(non_xml_file_is_a_topology_error) {
   expect_topology_error_naming(empty.string());
   fs::remove_all(dir);
 }
+
+// ---------------------------------------------------------------------------------------
+// Topologies written for the tests (topologies/README.md): NIC families and classes, xGMI.
+// Facts from each file's header comment and lstopo-no-graphics -i FILE -v / --distances.
+// ---------------------------------------------------------------------------------------
+
+namespace {
+
+struct AnyNicExp {
+  std::string name, netdev, pci;
+  NicFamily family;
+  NicClass cls;
+};
+
+void check_all_nics(const Topology& t, const std::vector<AnyNicExp>& exp) {
+  BOOST_TEST_REQUIRE(t.all_nics().size() == exp.size());
+  for (std::size_t i = 0; i < exp.size(); ++i) {
+    BOOST_TEST_CONTEXT("NIC " << i << " of all_nics()") {
+      const Nic& n = t.all_nics()[i];
+      BOOST_TEST(n.index == int(i));
+      BOOST_TEST(n.name == exp[i].name);
+      BOOST_TEST(n.netdev == exp[i].netdev);
+      BOOST_TEST(n.pci.to_string() == exp[i].pci);
+      BOOST_TEST(std::string(to_string(n.family)) == std::string(to_string(exp[i].family)));
+      BOOST_TEST(std::string(to_string(n.nic_class)) == std::string(to_string(exp[i].cls)));
+    }
+  }
+}
+
+std::vector<std::string> names(const std::vector<Nic>& nics) {
+  std::vector<std::string> v;
+  for (const Nic& n : nics) v.push_back(n.name);
+  return v;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(xgmi_path_names_and_ranks) {
+  // XGMI as rocm-smi --showtopo names the link type; xGMI paths rank below every PCIe path,
+  // fewer hops first, then more links (NVLink and xGMI never meet in one node).
+  Path x4{PathClass::xgmi, 0}, x2{PathClass::xgmi, 0}, x1{PathClass::xgmi, 0};
+  x4.xgmi_links = 4, x4.xgmi_hops = 1;
+  x2.xgmi_links = 2, x2.xgmi_hops = 1;
+  x1.xgmi_links = 1, x1.xgmi_hops = 1;
+  BOOST_TEST(x4.to_string() == "XGMI");
+  BOOST_TEST(x4.rank() < x2.rank());
+  BOOST_TEST(x2.rank() < x1.rank());
+  BOOST_TEST(x1.rank() < (Path{PathClass::pix, 0}.rank()));
+  BOOST_TEST((Path{PathClass::self, 0}.rank()) < x4.rank());
+}
+
+// frontier-mi250x-slingshot.xml: 1 EPYC 7A53 (NPS4), 8 MI250X GCDs, 4 Slingshot, 1 I210.
+BOOST_AUTO_TEST_CASE(frontier_devices_and_nic_classes) {
+  Topology t = load("frontier-mi250x-slingshot.xml");
+  // 1002:740c class 0380 at c1, c6, c9, ce, d1, d6, d9, de (bus order = rsmi0..7).
+  check_gpus(t, {{"0000:c1:00.0", GpuVendor::amd, 0}, {"0000:c6:00.0", GpuVendor::amd, 1},
+                 {"0000:c9:00.0", GpuVendor::amd, 2}, {"0000:ce:00.0", GpuVendor::amd, 3},
+                 {"0000:d1:00.0", GpuVendor::amd, 4}, {"0000:d6:00.0", GpuVendor::amd, 5},
+                 {"0000:d9:00.0", GpuVendor::amd, 6}, {"0000:de:00.0", GpuVendor::amd, 7}});
+  // No OpenFabrics device at all: every NIC is a network interface. 17db:0501 (Cassini) is
+  // Slingshot, a fabric; the I210 (8086:1533, PCIe 0.5 GB/s) is other Ethernet. PCI order.
+  check_all_nics(t, {{"hsn0", "hsn0", "0000:c5:00.0", NicFamily::slingshot, NicClass::fabric},
+                     {"hsn1", "hsn1", "0000:cd:00.0", NicFamily::slingshot, NicClass::fabric},
+                     {"hsn2", "hsn2", "0000:d5:00.0", NicFamily::slingshot, NicClass::fabric},
+                     {"enp215s0", "enp215s0", "0000:d7:00.0", NicFamily::ethernet, NicClass::ethernet},
+                     {"hsn3", "hsn3", "0000:dd:00.0", NicFamily::slingshot, NicClass::fabric}});
+  BOOST_TEST(t.all_nics()[0].pci_vendor == 0x17dbu);
+  BOOST_TEST(t.all_nics()[0].pci_device == 0x0501u);
+  BOOST_TEST(t.all_nics()[0].pcie_gbps == 31.507692f, boost::test_tools::tolerance(1e-4f));
+  BOOST_TEST(t.all_nics()[3].pcie_gbps == 0.5f, boost::test_tools::tolerance(1e-4f));
+  // Placement's NICs: the fabric class only, renumbered; the management port is not there.
+  BOOST_TEST(names(t.nics()) == (std::vector<std::string>{"hsn0", "hsn1", "hsn2", "hsn3"}), boost::test_tools::per_element());
+  for (int i = 0; i < 4; ++i) BOOST_TEST(t.nics()[i].index == i);
+  BOOST_TEST((t.nics()[0].kind == NicKind::ethernet));
+  // GCD 4,5 (NUMA 0) share a root complex with hsn2 and the I210: PHB to both; the I210 is
+  // what PCIe distance alone would have tied with hsn2.
+  BOOST_TEST(t.gpus()[4].numa == std::vector<int>{0});
+  BOOST_TEST(t.path(DeviceRef::gpu(4), DeviceRef::any_nic(2)).to_string() == "PHB");
+  BOOST_TEST(t.path(DeviceRef::gpu(4), DeviceRef::any_nic(3)).to_string() == "PHB");
+  BOOST_TEST(t.path(DeviceRef::gpu(4), DeviceRef::nic(2)).to_string() == "PHB");  // nics()[2] is hsn2
+  BOOST_TEST(t.path(DeviceRef::gpu(4), DeviceRef::nic(3)).to_string() == "SYS");  // nics()[3] is hsn3
+  BOOST_TEST(t.path(DeviceRef::nic(3), DeviceRef::any_nic(4)).to_string() == "X");  // the same NIC
+  // GCD k's locality (OLCF's node diagram): 0,1 NUMA 3; 2,3 NUMA 1; 4,5 NUMA 0; 6,7 NUMA 2.
+  BOOST_TEST(t.gpus()[0].cpus.to_string() == "48-63,112-127");
+  BOOST_TEST(t.gpus()[2].numa == std::vector<int>{1});
+  BOOST_TEST(t.gpus()[6].numa == std::vector<int>{2});
+  CpuShape s = t.shape();
+  BOOST_TEST(s.sockets == 1);
+  BOOST_TEST(s.cores_per_socket == 64);
+  BOOST_TEST(s.threads_per_core == 2);
+}
+
+BOOST_AUTO_TEST_CASE(frontier_xgmi) {
+  Topology t = load("frontier-mi250x-slingshot.xml");
+  BOOST_TEST(t.has_xgmi_data());
+  BOOST_TEST(!t.has_nvlink_data());
+  // XGMIBandwidth / 50000 MB/s: 4 within an MI250X (0-1, 2-3, 4-5, 6-7), 2 on the ring
+  // 1-6, 7-4, 5-2, 3-0, 1 for 0-4, 1-5, 2-6, 3-7, else 0. -1: not looked at (self).
+  const std::vector<std::vector<int>> links = {
+      {-1, 4, 0, 2, 1, 0, 0, 0}, {4, -1, 0, 0, 0, 1, 2, 0}, {0, 0, -1, 4, 0, 2, 1, 0}, {2, 0, 4, -1, 0, 0, 0, 1},
+      {1, 0, 0, 0, -1, 4, 0, 2}, {0, 1, 2, 0, 4, -1, 0, 0}, {0, 2, 1, 0, 0, 0, -1, 4}, {0, 0, 0, 1, 2, 0, 4, -1}};
+  for (int a = 0; a < 8; ++a)
+    for (int b = 0; b < 8; ++b) {
+      if (a == b) continue;
+      BOOST_TEST_CONTEXT("GPU" << a << " - GPU" << b) {
+        BOOST_TEST(t.xgmi_links(a, b) == links[a][b]);
+        BOOST_TEST(t.nvlinks(a, b) == 0);
+        // Linked pairs: XGMI; others: their PCIe path (one root complex per MI250X, so SYS).
+        BOOST_TEST(t.path(DeviceRef::gpu(a), DeviceRef::gpu(b)).to_string() == (links[a][b] > 0 ? "XGMI" : "SYS"));
+      }
+    }
+  const Path p01 = t.path(DeviceRef::gpu(0), DeviceRef::gpu(1)), p03 = t.path(DeviceRef::gpu(0), DeviceRef::gpu(3)),
+             p04 = t.path(DeviceRef::gpu(0), DeviceRef::gpu(4));
+  BOOST_TEST(p01.xgmi_links == 4);
+  BOOST_TEST(p01.xgmi_hops == 1);  // XGMIHops 1 for every linked pair
+  BOOST_TEST(p01.rank() < p03.rank());
+  BOOST_TEST(p03.rank() < p04.rank());
+  // PCIe only: GCDs of one MI250X share a root complex (PHB).
+  BOOST_TEST(t.path(DeviceRef::gpu(0), DeviceRef::gpu(1), /*via_nvlink=*/false).to_string() == "PHB");
+  BOOST_TEST(t.path(DeviceRef::gpu(0), DeviceRef::gpu(3), false).to_string() == "SYS");
+  BOOST_CHECK_THROW(t.xgmi_links(0, 8), sluice::InvalidArgument);
+}
+
+BOOST_AUTO_TEST_CASE(nvidia_topologies_have_no_xgmi) {
+  for (const char* f : {"coral-lassen.xml", "nvidiaDGX2.xml", "aws-p4d-efa.xml", "epyc-corona.xml"}) {
+    BOOST_TEST_CONTEXT(f) {
+      Topology t = load(f);
+      BOOST_TEST(!t.has_xgmi_data());
+      for (const Gpu& a : t.gpus())
+        for (const Gpu& b : t.gpus()) BOOST_TEST(t.xgmi_links(a.index, b.index) == 0);
+    }
+  }
+}
+
+// aws-p4d-efa.xml: 2 Xeon 8275CL, 8 A100 behind 6 NVSwitches, 4 EFA, ENA eth0.
+BOOST_AUTO_TEST_CASE(p4d_efa_nics) {
+  Topology t = load("aws-p4d-efa.xml");
+  // EFA (1d0f:efa0) are verbs devices without an IP interface on their function; the ENA
+  // (1d0f:ec20) is a network interface: high-speed Ethernet by its ID (link speed 0).
+  check_all_nics(t, {{"eth0", "eth0", "0000:00:05.0", NicFamily::ethernet, NicClass::fast_ethernet},
+                     {"rdmap16s27", "", "0000:10:1b.0", NicFamily::efa, NicClass::fabric},
+                     {"rdmap32s27", "", "0000:20:1b.0", NicFamily::efa, NicClass::fabric},
+                     {"rdmap144s27", "", "0000:90:1b.0", NicFamily::efa, NicClass::fabric},
+                     {"rdmap160s27", "", "0000:a0:1b.0", NicFamily::efa, NicClass::fabric}});
+  check_nics(t, {{"rdmap16s27", "", "0000:10:1b.0", 1},
+                 {"rdmap32s27", "", "0000:20:1b.0", 1},
+                 {"rdmap144s27", "", "0000:90:1b.0", 1},
+                 {"rdmap160s27", "", "0000:a0:1b.0", 1}});
+  BOOST_TEST(t.all_nics()[1].pcie_gbps == 0.0f);
+  // Each EFA shares a PCIe switch with a GPU pair (PIX); NV12 between every GPU pair.
+  check_matrix(t, {DeviceRef::gpu(0), DeviceRef::gpu(1), DeviceRef::gpu(2), DeviceRef::nic(0), DeviceRef::nic(1)},
+               {{"X", "NV12", "NV12", "PIX", "NODE"},
+                {"NV12", "X", "NV12", "PIX", "NODE"},
+                {"NV12", "NV12", "X", "NODE", "PIX"},
+                {"PIX", "PIX", "NODE", "X", "NODE"},
+                {"NODE", "NODE", "PIX", "NODE", "X"}});
+}
+
+// r750xa-ib-1gbe.xml: 2 Xeon Gold 6326, 4 A100 PCIe, ConnectX-6 on package 1, BCM5720 on 0.
+BOOST_AUTO_TEST_CASE(r750xa_ib_and_1gbe) {
+  Topology t = load("r750xa-ib-1gbe.xml");
+  // BCM5720 (14e4:165f, PCIe 0.5 GB/s) ports: other Ethernet; mlx5_0 with its ib0: fabric.
+  check_all_nics(t, {{"eno1", "eno1", "0000:04:00.0", NicFamily::ethernet, NicClass::ethernet},
+                     {"eno2", "eno2", "0000:04:00.1", NicFamily::ethernet, NicClass::ethernet},
+                     {"mlx5_0", "ib0", "0000:98:00.0", NicFamily::infiniband, NicClass::fabric}});
+  check_nics(t, {{"mlx5_0", "ib0", "0000:98:00.0", 1}});
+  // For GPU 0 the 1 GbE port is nearer (NODE) than the HCA (SYS).
+  BOOST_TEST(t.path(DeviceRef::gpu(0), DeviceRef::any_nic(0)).to_string() == "NODE");
+  BOOST_TEST(t.path(DeviceRef::gpu(0), DeviceRef::any_nic(2)).to_string() == "SYS");
+  BOOST_TEST(t.path(DeviceRef::gpu(0), DeviceRef::nic(0)).to_string() == "SYS");
+  BOOST_TEST(t.path(DeviceRef::gpu(2), DeviceRef::nic(0)).to_string() == "NODE");
+  BOOST_CHECK_THROW(t.path(DeviceRef::gpu(0), DeviceRef::nic(1)), sluice::InvalidArgument);
+  BOOST_CHECK_THROW(t.path(DeviceRef::gpu(0), DeviceRef::any_nic(3)), sluice::InvalidArgument);
+}

@@ -16,7 +16,8 @@ namespace {
 
 const std::vector<std::string> kTopologies = {"coral-lassen.xml", "cts1-pascal.xml", "epyc-corona.xml",
                                               "nvidiaDGX2.xml", "power8gpudistances.xml",
-                                              "32em64t-2n8c2t-pci-normalio.xml"};
+                                              "32em64t-2n8c2t-pci-normalio.xml", "frontier-mi250x-slingshot.xml",
+                                              "aws-p4d-efa.xml", "r750xa-ib-1gbe.xml"};
 
 std::string xml(const std::string& name) { return std::string(SLUICE_TOPOLOGIES) + "/" + name; }
 
@@ -47,9 +48,22 @@ BOOST_AUTO_TEST_CASE(snapshot_round_trip_is_exact_for_every_topology) {
         BOOST_TEST(b.nics()[i].name == a.nics()[i].name);
         BOOST_TEST(b.nics()[i].port == a.nics()[i].port);
       }
+      // Every NIC, with what it is: the site's nics= may pick one the default leaves out.
+      BOOST_REQUIRE(b.all_nics().size() == a.all_nics().size());
+      for (std::size_t i = 0; i < a.all_nics().size(); ++i) {
+        BOOST_TEST(b.all_nics()[i].name == a.all_nics()[i].name);
+        BOOST_TEST(int(b.all_nics()[i].family) == int(a.all_nics()[i].family));
+        BOOST_TEST(int(b.all_nics()[i].nic_class) == int(a.all_nics()[i].nic_class));
+        BOOST_TEST(b.all_nics()[i].pci_vendor == a.all_nics()[i].pci_vendor);
+        BOOST_TEST(b.all_nics()[i].pcie_gbps == a.all_nics()[i].pcie_gbps);
+      }
+      BOOST_TEST(b.has_xgmi_data() == a.has_xgmi_data());
+      for (const auto& g : a.gpus())
+        for (const auto& h : a.gpus()) BOOST_TEST(b.xgmi_links(g.index, h.index) == a.xgmi_links(g.index, h.index));
       std::vector<DeviceRef> devs;
       for (std::size_t i = 0; i < a.gpus().size(); ++i) devs.push_back(DeviceRef::gpu(int(i)));
       for (std::size_t i = 0; i < a.nics().size(); ++i) devs.push_back(DeviceRef::nic(int(i)));
+      for (std::size_t i = 0; i < a.all_nics().size(); ++i) devs.push_back(DeviceRef::any_nic(int(i)));
       for (auto x : devs)
         for (auto y : devs)
           for (bool nv : {true, false}) BOOST_TEST(b.path(x, y, nv).to_string() == a.path(x, y, nv).to_string());
@@ -58,9 +72,21 @@ BOOST_AUTO_TEST_CASE(snapshot_round_trip_is_exact_for_every_topology) {
         req.tasks = std::max<int>(1, int(a.gpus().size()));
         req.policy = policy;
         BOOST_TEST(place(b, req).to_json() == place(a, req).to_json());
+        req.nics.exclude = {"hsn0", "mlx5_0", "rdmap16s27"};  // the next NIC, or the next class
+        BOOST_TEST(place(b, req).to_json() == place(a, req).to_json());
       }
     }
   }
+}
+
+// A version 1 snapshot (before NIC classes and xGMI) is refused, so a step reads the
+// topology itself rather than place on a model without them.
+BOOST_AUTO_TEST_CASE(version_1_snapshots_are_refused) {
+  std::string s = Topology::from_xml(xml("frontier-mi250x-slingshot.xml")).to_snapshot();
+  const auto at = s.find("\"version\":2");
+  BOOST_TEST_REQUIRE(at != std::string::npos);
+  s.replace(at, 11, "\"version\":1");
+  BOOST_CHECK_THROW(Topology::from_snapshot(s), TopologyError);
 }
 
 BOOST_AUTO_TEST_CASE(malformed_snapshots_are_refused_with_a_reason) {

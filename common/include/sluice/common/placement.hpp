@@ -4,6 +4,7 @@
 #pragma once
 
 #include <sluice/common/cpu_set.hpp>
+#include <sluice/common/nic_policy.hpp>
 #include <sluice/common/placement_record.hpp>
 #include <sluice/common/topology.hpp>
 
@@ -25,9 +26,12 @@ struct PlacementRequest {
   Policy policy = Policy::pack;
   // CPUs the tasks may use, as OS indices of the topology; empty: every PU of the topology.
   CpuSet allowed_cpus;
+  // Which NICs tasks may get (the site's nics=/exclude_nics=); empty: the automatic ranking.
+  topo::NicPolicy nics;
 };
 
-// Throws InvalidArgument (bad GPU index, tasks < 1) or TopologyError (no usable CPUs).
+// Throws InvalidArgument (bad GPU index, tasks < 1, a nics= allow list that names none of the
+// node's NICs) or TopologyError (no usable CPUs).
 NodePlacement place(const topo::Topology& topology, const PlacementRequest& request);
 
 // Maps the topology's PUs onto the CPUs this process may really use, for a dev cluster whose

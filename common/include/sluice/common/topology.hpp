@@ -38,10 +38,34 @@ struct Gpu {
   std::vector<int> numa;  // OS indices of the NUMA nodes local to it
 };
 
+// The hwloc OS device a NIC is named by: a verbs device ("mlx5_0") or a network interface.
 enum class NicKind { openfabrics, ethernet };
 
+// What a NIC is, which decides what its transports read (UCX, NCCL/RCCL, libfabric).
+enum class NicFamily {
+  infiniband,  // a verbs device other than EFA: InfiniBand, RoCE, iWARP, Omni-Path
+  efa,         // AWS Elastic Fabric Adapter (verbs device of PCI 1d0f:efaX; libfabric's efa provider)
+  slingshot,   // HPE Slingshot (Cassini, PCI vendor 17db): a network interface, libfabric's cxi provider
+  ethernet,    // any other network interface
+};
+const char* to_string(NicFamily f);  // "InfiniBand/RoCE", "EFA", "Slingshot", "Ethernet"
+
+// Placement's ranking of NICs, best first: tasks get NICs of the best class the node has, so a
+// management port never serves a task while a high-speed NIC exists.
+enum class NicClass {
+  fabric,         // RDMA or HPC fabric: a verbs device, Slingshot
+  fast_ethernet,  // a network interface of a high-speed part (Mellanox/NVIDIA, AWS ENA, Broadcom
+                  // BCM575xx/57608, Intel E810, an InfiniBand controller) or on a PCIe link of
+                  // at least kFastNicPcieGBps
+  ethernet,       // other Ethernet: 1 GbE ports, links hwloc does not report
+};
+const char* to_string(NicClass c);  // "fabric", "high-speed Ethernet", "other Ethernet"
+
+// PCIe Gen3 x4 (3.94 GB/s) or Gen2 x8: no 1 GbE part has such a link, 10 GbE and faster do.
+constexpr float kFastNicPcieGBps = 3.9f;
+
 struct Nic {
-  int index = 0;           // in PCI bus order
+  int index = 0;           // in PCI bus order (among nics(), or among all_nics())
   std::string name;        // "mlx5_0" (OpenFabrics) or "eth0"
   std::string netdev;      // the IP interface on the same PCI function ("ib0", "hsi0"), if any
   int port = 1;            // active port (OpenFabrics); UCX names a device "mlx5_0:1"
@@ -49,6 +73,10 @@ struct Nic {
   PciAddress pci;
   CpuSet cpus;
   std::vector<int> numa;
+  NicFamily family = NicFamily::infiniband;
+  NicClass nic_class = NicClass::fabric;
+  unsigned pci_vendor = 0, pci_device = 0;
+  float pcie_gbps = 0;     // PCIe link bandwidth hwloc reports (GB/s); 0 when not reported
 };
 
 struct NumaNode {
@@ -56,22 +84,28 @@ struct NumaNode {
   CpuSet cpus;
 };
 
-// Path between two devices, as `nvidia-smi topo -m` names it, best first.
-enum class PathClass { self, nvlink, pix, pxb, phb, node, sys };
+// Path between two devices, as `nvidia-smi topo -m` names it (xgmi: as `rocm-smi --showtopo`
+// names the link type), best first except xgmi, which ranks with nvlink (appended last so the
+// other values stay).
+enum class PathClass { self, nvlink, pix, pxb, phb, node, sys, xgmi };
 
 struct Path {
   PathClass cls = PathClass::sys;
   int nvlinks = 0;               // with PathClass::nvlink
-  std::string to_string() const; // "X", "NV6", "PIX", "PXB", "PHB", "NODE", "SYS"
-  // Lower is closer; NVLink paths with more links are closer than fewer.
+  std::string to_string() const; // "X", "NV6", "XGMI", "PIX", "PXB", "PHB", "NODE", "SYS"
+  // Lower is closer; NVLink paths with more links are closer than fewer; xGMI paths with fewer
+  // hops, then more links, are closer. Both are closer than any PCIe path.
   int rank() const;
+  int xgmi_links = 0;            // with PathClass::xgmi: width in xGMI links (bandwidth / 50 GB/s)
+  int xgmi_hops = 0;             // with PathClass::xgmi: hops (XGMIHops; 1 when not exported)
 };
 
 struct DeviceRef {
-  enum class Kind { gpu, nic } kind;
+  enum class Kind { gpu, nic, any_nic } kind;
   int index;
   static DeviceRef gpu(int i) { return {Kind::gpu, i}; }
-  static DeviceRef nic(int i) { return {Kind::nic, i}; }
+  static DeviceRef nic(int i) { return {Kind::nic, i}; }          // index into nics()
+  static DeviceRef any_nic(int i) { return {Kind::any_nic, i}; }  // index into all_nics()
 };
 
 struct CpuShape {  // what slurm.conf's NodeName line needs
@@ -95,16 +129,25 @@ class Topology {
 
   const std::string& source() const;  // the XML path, or "this machine"
   const std::vector<Gpu>& gpus() const;
+  // The NICs placement uses with no site override: those of the best NicClass present.
   const std::vector<Nic>& nics() const;
+  // Every NIC found (verbs devices, and network interfaces on PCI functions without one), PCI
+  // order; Nic::index is the position here. select_nics() (nic_policy.hpp) picks among them.
+  const std::vector<Nic>& all_nics() const;
   const std::vector<NumaNode>& numa_nodes() const;
   CpuSet cpus() const;                       // every PU of the machine
   std::vector<CpuSet> cores() const;         // PUs of each core, in logical (Slurm) order
   CpuShape shape() const;
 
-  // With via_nvlink=false, the PCIe/SMP path only (what host I/O between them crosses).
+  // With via_nvlink=false, the PCIe/SMP path only (what host I/O between them crosses): no
+  // NVLink, no xGMI.
   Path path(DeviceRef a, DeviceRef b, bool via_nvlink = true) const;
   int nvlinks(int gpu_a, int gpu_b) const;   // 0 when no NVLink data or not linked
   bool has_nvlink_data() const;
+  // xGMI width between two AMD GPUs, in links of 50 GB/s (hwloc's XGMIBandwidth / 50000 MB/s,
+  // at least 1 for a linked pair); 0 when not linked or no XGMIBandwidth data.
+  int xgmi_links(int gpu_a, int gpu_b) const;
+  bool has_xgmi_data() const;
   bool gpus_behind_nvswitch() const;         // any GPU whose links end at an NVSwitch
 
   // Counts NVLinks from NVML, for topologies that carry no NVLinkBandwidth data (hwloc built
