@@ -124,7 +124,7 @@ int job_epilog(spank_t) {
   write_record(config, record, "its end");
   // A killed job's processes never removed their live-metrics files.
   try {
-    if (const std::size_t n = remove_job_metrics(config, job.job_id))
+    if (const std::size_t n = remove_job_metrics(config, job.job_id, job.uid))
       slurm_debug("sluice: job %llu: removed %zu Prometheus file(s) left behind", static_cast<unsigned long long>(job.job_id), n);
   } catch (const std::exception& e) {
     slurm_error("sluice: job %llu: %s", static_cast<unsigned long long>(job.job_id), e.what());

@@ -155,7 +155,7 @@ monitor::NodeJobRecord load_start_record(const PluginConfig& config, const JobId
   return fallback;
 }
 
-std::size_t remove_job_metrics(const PluginConfig& config, std::uint64_t job_id) {
+std::size_t remove_job_metrics(const PluginConfig& config, std::uint64_t job_id, uid_t uid) {
   if (config.prometheus_dir.empty()) return 0;
   UniqueFd dfd(::open(config.prometheus_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!dfd) {
@@ -187,6 +187,7 @@ std::size_t remove_job_metrics(const PluginConfig& config, std::uint64_t job_id)
     struct stat st {};
     if (::fstatat(dfd.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
     if (!S_ISREG(st.st_mode) && !S_ISLNK(st.st_mode)) continue;  // unlinkat never follows a link
+    if (st.st_uid != uid) continue;  // another user's file: not this job's to remove
     if (::unlinkat(dfd.get(), name.c_str(), 0) == 0) ++removed;
   }
   return removed;

@@ -45,9 +45,10 @@ monitor::NodeJobRecord load_start_record(const PluginConfig& config, const JobId
                                          monitor::NodeJobRecord fallback);
 
 // Epilog: removes PROMETHEUS_DIR/sluice_job_<id>_rank*.prom and their temporaries, which a
-// killed job leaves behind. Only regular files and symlinks (never followed) are removed.
-// Returns how many; no-op without prometheus_dir. Throws SystemError when the directory
-// cannot be listed.
-std::size_t remove_job_metrics(const PluginConfig& config, std::uint64_t job_id);
+// killed job leaves behind. Only regular files and symlinks (never followed) owned by the
+// job's user (UID, from Slurm) are removed: the directory is shared, and a file of that name
+// belonging to someone else is not the job's to delete. Returns how many; no-op without
+// prometheus_dir. Throws SystemError when the directory cannot be listed.
+std::size_t remove_job_metrics(const PluginConfig& config, std::uint64_t job_id, uid_t uid);
 
 }  // namespace sluice::spank

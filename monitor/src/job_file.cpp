@@ -7,6 +7,7 @@
 #include <sluice/common/unique_handle.hpp>
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <hdf5.h>
@@ -153,13 +154,39 @@ using Stored = std::conditional_t<std::is_same_v<T, bool>, std::uint8_t, T>;
 constexpr hsize_t kChunkRows = 4096;
 
 // One open file and the name to report in errors. Paths are HDF5 object paths ("/ranks/0").
+// A read charges what it allocates to a budget bounded by the file's size (JobFileLimits).
 class H5File {
  public:
-  H5File(std::string display) : display_(std::move(display)) {}
+  explicit H5File(std::string display, const JobFileLimits& limits = {})
+      : display_(std::move(display)), limits_(limits) {}
 
   [[noreturn]] void fail(const std::string& object, const std::string& what) const {
     const std::string cause = hdf5_cause();
     throw JobFileError(display_, object, cause.empty() ? what : what + " (HDF5: " + cause + ")");
+  }
+  [[noreturn]] void refuse(const std::string& object, const std::string& what) const {
+    throw JobFileLimitError(display_, object, what + " (a hostile or damaged file?)");
+  }
+
+  // The file's size (fstat of the descriptor read): what the datasets are checked against.
+  void set_file_size(std::uint64_t bytes) { file_size_ = bytes; }
+
+  // Counts BYTES that reading OBJECT is about to allocate against the read's budget: at most
+  // max_read_bytes, and at most max_compression_ratio x the file's size.
+  void charge(const std::string& object, std::uint64_t bytes) const {
+    const double by_size = limits_.max_compression_ratio * double(std::max<std::uint64_t>(file_size_, 1));
+    const std::uint64_t cap = by_size < double(limits_.max_read_bytes) ? std::uint64_t(by_size) : limits_.max_read_bytes;
+    if (bytes > cap || used_ > cap - bytes)
+      refuse(object, "reading it would take the read to more than " + std::to_string(cap) + " bytes (" +
+                         std::to_string(used_) + " so far, " + std::to_string(bytes) + " more), the bound for a " +
+                         std::to_string(file_size_) + "-byte file");
+    used_ += bytes;
+  }
+  // N elements of SIZE bytes, or a refusal when the product overflows.
+  std::uint64_t bytes_of(const std::string& object, std::uint64_t n, std::uint64_t size) const {
+    if (size && n > std::numeric_limits<std::uint64_t>::max() / size)
+      refuse(object, "declares " + std::to_string(n) + " elements of " + std::to_string(size) + " bytes");
+    return n * size;
   }
   // HDF5 returns a negative identifier or status on failure.
   template <class H>
@@ -220,10 +247,15 @@ class H5File {
     if (H5Lexists(parent, path.c_str(), H5P_DEFAULT) <= 0) fail(path, "missing group");
     return Hid(check(H5Gopen2(parent, path.c_str(), H5P_DEFAULT), path, "cannot open group"));
   }
+  // One value: every attribute of the layout is a scalar, read into a buffer for one value.
   Hid open_attr(hid_t obj, const std::string& obj_path, const char* name) const {
     const std::string where = obj_path + "@" + name;
     if (H5Aexists(obj, name) <= 0) fail(where, "missing attribute");
-    return Hid(check(H5Aopen(obj, name, H5P_DEFAULT), where, "cannot open attribute"));
+    Hid a(check(H5Aopen(obj, name, H5P_DEFAULT), where, "cannot open attribute"));
+    Hid space(check(H5Aget_space(a.get()), where, "cannot get dataspace"));
+    const hssize_t n = H5Sget_simple_extent_npoints(space.get());
+    if (n != 1) refuse(where, "holds " + std::to_string(n) + " values, expected one");
+    return a;
   }
   template <class T>
   T get_attr(hid_t obj, const std::string& obj_path, const char* name) const {
@@ -238,7 +270,12 @@ class H5File {
     Hid a = open_attr(obj, obj_path, name);
     Hid type(check(H5Aget_type(a.get()), where, "cannot get type"));
     if (H5Tget_class(type.get()) != H5T_STRING || H5Tis_variable_str(type.get()) != 0) fail(where, "not a fixed-length string");
-    std::string buf(H5Tget_size(type.get()), '\0');
+    const std::size_t size = H5Tget_size(type.get());
+    if (size > limits_.max_string_bytes)
+      refuse(where, "a string of " + std::to_string(size) + " bytes, more than the limit of " +
+                        std::to_string(limits_.max_string_bytes));
+    charge(where, size);
+    std::string buf(size, '\0');
     check(H5Aread(a.get(), type.get(), buf.data()), where, "cannot read attribute");
     buf.resize(std::strlen(buf.c_str()));
     return buf;
@@ -258,6 +295,7 @@ class H5File {
     auto shape = [cols](hsize_t n, hsize_t c) { return std::to_string(n) + (cols ? "x" + std::to_string(c) : ""); };
     if ((rows && dims[0] != *rows) || (cols && dims[1] != cols))
       fail(where, "shape " + shape(dims[0], dims[1]) + ", expected " + shape(rows.value_or(dims[0]), cols));
+    bound_dataset(d.get(), where, shape(dims[0], dims[1]), bytes_of(where, dims[0], cols ? cols : 1), sizeof(T));
     std::vector<T> v(dims[0] * (cols ? cols : 1));
     if (!v.empty())
       check(H5Dread(d.get(), H5Type<T>::mem(), H5S_ALL, H5S_ALL, H5P_DEFAULT, v.data()), where,
@@ -266,7 +304,46 @@ class H5File {
   }
 
  private:
+  // Refuses dataset D (WHERE, of SHAPE: N elements read as ELEM_BYTES each) unless what it
+  // declares fits the bounds: a number column, at most max_dataset_bytes, not much more than
+  // the bytes the file stores for it, chunks of sane size; then charges it to the budget.
+  void bound_dataset(hid_t d, const std::string& where, const std::string& shape, std::uint64_t n,
+                     std::size_t elem_bytes) const {
+    Hid type(check(H5Dget_type(d), where, "cannot get type"));
+    const H5T_class_t cls = H5Tget_class(type.get());
+    const std::size_t file_elem = H5Tget_size(type.get());
+    if ((cls != H5T_INTEGER && cls != H5T_FLOAT) || file_elem == 0 || file_elem > 8)
+      fail(where, "not a column of numbers (HDF5 type class " + std::to_string(int(cls)) + ", " +
+                      std::to_string(file_elem) + " bytes)");
+    const std::uint64_t bytes = bytes_of(where, n, std::max(elem_bytes, file_elem));
+    const std::string declared = "declares " + shape + " values (" + std::to_string(bytes) + " bytes)";
+    if (bytes > limits_.max_dataset_bytes)
+      refuse(where, declared + ", more than the limit of " + std::to_string(limits_.max_dataset_bytes) +
+                        " bytes per dataset");
+    const hsize_t stored = H5Dget_storage_size(d);
+    if (stored > file_size_)
+      refuse(where, "claims " + std::to_string(stored) + " stored bytes in a file of " + std::to_string(file_size_));
+    if (bytes > limits_.small_dataset_bytes && double(bytes) > limits_.max_compression_ratio * double(stored))
+      refuse(where, declared + " but the file stores " + std::to_string(stored) + " bytes for it (more than " +
+                        std::to_string(std::uint64_t(limits_.max_compression_ratio)) + ":1)");
+    Hid dcpl(check(H5Dget_create_plist(d), where, "cannot get the creation properties"));
+    if (H5Pget_layout(dcpl.get()) == H5D_CHUNKED) {
+      hsize_t chunk[H5S_MAX_RANK] = {};
+      const int nd = H5Pget_chunk(dcpl.get(), H5S_MAX_RANK, chunk);
+      if (nd < 0) fail(where, "cannot get the chunk size");
+      std::uint64_t chunk_bytes = file_elem;
+      for (int i = 0; i < nd; ++i) chunk_bytes = bytes_of(where, chunk_bytes, chunk[i]);
+      if (chunk_bytes > limits_.max_chunk_bytes)
+        refuse(where, "chunks of " + std::to_string(chunk_bytes) + " bytes, more than the limit of " +
+                          std::to_string(limits_.max_chunk_bytes));
+    }
+    charge(where, bytes);
+  }
+
   std::string display_;
+  JobFileLimits limits_;
+  std::uint64_t file_size_ = 0;
+  mutable std::uint64_t used_ = 0;
 };
 
 constexpr double kAbsent = std::numeric_limits<double>::quiet_NaN();
@@ -315,6 +392,7 @@ void write_series(const H5File& f, hid_t parent, const std::string& path, const 
 std::vector<Sample> read_series(const H5File& f, hid_t parent, const std::string& path) {
   Hid g = f.open_group(parent, path);
   const hsize_t n = f.get_data<double>(g.get(), path, "t_s", std::nullopt).size();
+  f.charge(path, f.bytes_of(path, n, sizeof(Sample)));
   std::vector<Sample> samples(n);
   visit_sample_fields([&](const char* name, auto member) {
     using M = std::remove_cvref_t<decltype(Sample{}.*member)>;
@@ -324,6 +402,8 @@ std::vector<Sample> read_series(const H5File& f, hid_t parent, const std::string
   const auto gpu_index = f.get_data<std::int32_t>(g.get(), path, "gpu_index", std::nullopt);
   const hsize_t ng = gpu_index.size();
   if (ng == 0) return samples;
+  f.charge(path + "/gpu_index",
+           f.bytes_of(path + "/gpu_index", n, f.bytes_of(path, ng, sizeof(std::optional<GpuSample>)) + 24));
   std::vector<std::vector<std::optional<GpuSample>>> gpus(n, std::vector<std::optional<GpuSample>>(ng));
   visit_gpu_fields([&](const char* name, auto member) {
     using V = typename std::remove_cvref_t<decltype(GpuSample{}.*member)>::value_type;
@@ -410,16 +490,28 @@ void write_job_file(const std::filesystem::path& path, const JobTelemetry& job) 
   fsync_path(dir, O_RDONLY | O_DIRECTORY, display, "cannot flush the directory");
 }
 
-JobTelemetry read_job_file(const std::filesystem::path& path) {
+JobTelemetry read_job_file(const std::filesystem::path& path, JobFileOrigin* origin, const JobFileLimits& limits) {
   H5Silence quiet;
-  H5File f(path.string());
-  std::error_code ec;
-  if (!std::filesystem::is_regular_file(path, ec)) f.fail("", "not a regular file (or missing)");
-  if (H5Fis_hdf5(path.c_str()) <= 0) f.fail("", "not an HDF5 file (damaged or truncated?)");
+  H5File f(path.string(), limits);
+  // The file is opened once, here, without following a link; HDF5 reads that same file through
+  // /proc/self/fd, and its owner and size come from this descriptor: a file swapped in after
+  // the check is never the one read. lstat first: a device or FIFO is never opened at all.
+  struct stat sb {};
+  if (::lstat(path.c_str(), &sb) != 0)
+    f.fail("", errno == ENOENT ? "missing" : std::string("cannot stat: ") + std::strerror(errno));
+  if (!S_ISREG(sb.st_mode)) f.fail("", S_ISLNK(sb.st_mode) ? "a symbolic link (not followed)" : "not a regular file");
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY));
+  if (!fd) f.fail("", std::string("cannot open: ") + std::strerror(errno));
+  if (::fstat(fd.get(), &sb) != 0) f.fail("", std::string("cannot stat: ") + std::strerror(errno));
+  if (!S_ISREG(sb.st_mode)) f.fail("", "not a regular file");
+  f.set_file_size(std::uint64_t(sb.st_size));
+  if (origin) *origin = JobFileOrigin{std::uint32_t(sb.st_uid), std::uint64_t(sb.st_size)};
+  const std::string via = "/proc/self/fd/" + std::to_string(fd.get());
+  if (H5Fis_hdf5(via.c_str()) <= 0) f.fail("", "not an HDF5 file (damaged or truncated?)");
   Hid fapl(f.check(H5Pcreate(H5P_FILE_ACCESS), "", "cannot create property list"));
   // Closing the file closes whatever a failed read left open (damaged metadata).
   f.check(H5Pset_fclose_degree(fapl.get(), H5F_CLOSE_STRONG), "", "cannot set the close degree");
-  Hid file(f.check(H5Fopen(path.c_str(), H5F_ACC_RDONLY, fapl.get()), "", "cannot open (damaged or truncated?)"));
+  Hid file(f.check(H5Fopen(via.c_str(), H5F_ACC_RDONLY, fapl.get()), "", "cannot open (damaged or truncated?)"));
   const hid_t h = file.get();
   const std::string schema = f.get_string_attr(h, "/", "schema");
   if (schema != kJobFileSchema) f.fail("/@schema", "schema '" + schema + "', expected '" + kJobFileSchema + "'");

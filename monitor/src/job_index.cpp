@@ -190,9 +190,10 @@ std::optional<FileStamp> file_stamp(const fs::path& p) {
 
 // --- derivation of a job file -----------------------------------------------------------------
 
-JobFileSummary summarize_job_file(const JobTelemetry& job) {
+JobFileSummary summarize_job_file(const JobTelemetry& job, std::uint32_t owner_uid) {
   const JobReport r = build_job_report(job);
   JobFileSummary s;
+  s.owner_uid = owner_uid;
   s.complete = job.complete;
   s.end_unix_ms = r.data_until_unix_ms;
   s.start_unix_ms = r.start_unix_ms.value_or(job.written_at_unix_ms - std::int64_t(job.totals.elapsed_s * 1000));
@@ -226,14 +227,15 @@ CREATE INDEX records_job ON records(job_key);
 CREATE TABLE telemetry(job_key TEXT PRIMARY KEY, path TEXT NOT NULL, complete INTEGER, start_ms INTEGER,
                        end_ms INTEGER, nodes INTEGER, gpus_reported INTEGER, gpu_util_mean REAL,
                        idle_gpus INTEGER, steps INTEGER, step_p50_ms REAL, data_wait_fraction REAL,
-                       allreduce_fraction REAL, input_bound INTEGER, stragglers INTEGER);
+                       allreduce_fraction REAL, input_bound INTEGER, stragglers INTEGER, owner_uid INTEGER);
 CREATE TABLE jobs(job_id TEXT PRIMARY KEY, user TEXT, account TEXT, partition TEXT, cluster TEXT, state TEXT,
                   start_ms INTEGER NOT NULL, end_ms INTEGER, nodes INTEGER, gpus_allocated INTEGER NOT NULL,
                   cpus_allocated INTEGER, gpu_util_mean REAL, gpu_hours_allocated REAL, gpu_hours_used REAL,
                   gpu_hours_idle REAL, idle_gpus INTEGER, steps INTEGER, step_p50_ms REAL,
                   data_wait_fraction REAL, allreduce_fraction REAL, input_bound INTEGER NOT NULL DEFAULT 0,
                   stragglers INTEGER NOT NULL DEFAULT 0, complete INTEGER, has_record INTEGER NOT NULL,
-                  has_job_file INTEGER NOT NULL, note TEXT);
+                  has_job_file INTEGER NOT NULL, note TEXT, uid INTEGER, unverified_file TEXT,
+                  unverified_owner_uid INTEGER);
 CREATE INDEX jobs_start ON jobs(start_ms);
 )sql";
 
@@ -254,19 +256,21 @@ struct JobIndex::Cache {
         put_telemetry(ix.prepare(
             "INSERT OR REPLACE INTO telemetry(job_key, path, complete, start_ms, end_ms, nodes, gpus_reported, "
             "gpu_util_mean, idle_gpus, steps, step_p50_ms, data_wait_fraction, allreduce_fraction, input_bound, "
-            "stragglers) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)")),
+            "stragglers, owner_uid) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)")),
         del_telemetry(ix.prepare("DELETE FROM telemetry WHERE path = ?1")),
         forget_file(ix.prepare("DELETE FROM files WHERE path = ?1")),
         records_of(ix.prepare("SELECT path, json FROM records WHERE job_key = ?1")),
         telemetry_of(ix.prepare(
             "SELECT complete, start_ms, end_ms, nodes, gpus_reported, gpu_util_mean, idle_gpus, steps, step_p50_ms, "
-            "data_wait_fraction, allreduce_fraction, input_bound, stragglers FROM telemetry WHERE job_key = ?1")),
+            "data_wait_fraction, allreduce_fraction, input_bound, stragglers, owner_uid, path FROM telemetry "
+            "WHERE job_key = ?1")),
         put_job(ix.prepare(
             "INSERT OR REPLACE INTO jobs(job_id, user, account, partition, cluster, state, start_ms, end_ms, nodes, "
             "gpus_allocated, cpus_allocated, gpu_util_mean, gpu_hours_allocated, gpu_hours_used, gpu_hours_idle, "
             "idle_gpus, steps, step_p50_ms, data_wait_fraction, allreduce_fraction, input_bound, stragglers, "
-            "complete, has_record, has_job_file, note) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, "
-            "?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26)")),
+            "complete, has_record, has_job_file, note, uid, unverified_file, unverified_owner_uid) VALUES (?1, ?2, "
+            "?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, "
+            "?25, ?26, ?27, ?28, ?29)")),
         del_job(ix.prepare("DELETE FROM jobs WHERE job_id = ?1")) {}
 };
 
@@ -362,7 +366,7 @@ void JobIndex::put_job_file(const FileStamp& f, const std::string& key, const Jo
   t.bind(6, std::int64_t(s.nodes)).bind(7, std::int64_t(s.gpus_reported)).bind(8, s.gpu_util_mean);
   t.bind(9, std::int64_t(s.idle_gpus)).bind(10, std::int64_t(s.steps)).bind(11, s.step_p50_ms);
   t.bind(12, s.data_wait_fraction).bind(13, s.allreduce_fraction).bind(14, std::int64_t(s.input_bound));
-  t.bind(15, std::int64_t(s.stragglers)).run();
+  t.bind(15, std::int64_t(s.stragglers)).bind(16, std::int64_t(s.owner_uid)).run();
 }
 
 void JobIndex::put_record(const FileStamp& f, const std::string& key, const NodeJobRecord& r) {
@@ -403,7 +407,11 @@ std::vector<std::string> JobIndex::refresh_jobs(const std::set<std::string>& key
     std::optional<JobRecord> rec;
     if (!nodes.empty()) rec = merge_node_records(nodes);
 
+    // A job file only counts when the job's user (or root) wrote it: anyone can write a
+    // job-<id>.h5 into the shared directory. Otherwise the job is as without a job file.
     std::optional<JobFileSummary> tf;
+    std::optional<std::string> unverified;
+    std::optional<std::int64_t> unverified_owner;
     Statement& tq = cache_->telemetry_of;
     tq.bind(1, key);
     if (tq.step()) {
@@ -421,7 +429,13 @@ std::vector<std::string> JobIndex::refresh_jobs(const std::set<std::string>& key
       s.allreduce_fraction = tq.real(10);
       s.input_bound = tq.int64(11) != 0;
       s.stragglers = std::uint32_t(tq.int64(12));
-      tf = s;
+      s.owner_uid = std::uint32_t(tq.int64(13));
+      if (rec && !job_file_attributable(s.owner_uid, *rec)) {
+        unverified = tq.text(14);
+        unverified_owner = s.owner_uid;
+      } else {
+        tf = s;
+      }
     }
     tq.reset();
 
@@ -469,6 +483,8 @@ std::vector<std::string> JobIndex::refresh_jobs(const std::set<std::string>& key
       j.bind(21, std::int64_t(0)).bind(22, std::int64_t(0));
     }
     j.bind(24, std::int64_t(rec.has_value())).bind(25, std::int64_t(tf.has_value())).bind(26, note);
+    if (rec) j.bind(27, std::int64_t(rec->uid));
+    j.bind(28, unverified).bind(29, unverified_owner);
     j.run();
   }
   return notes;
@@ -478,6 +494,17 @@ std::vector<SkippedFile> JobIndex::skipped_files() {
   std::vector<SkippedFile> out;
   Statement q = prepare("SELECT path, error FROM files WHERE error IS NOT NULL ORDER BY path");
   while (q.step()) out.push_back({(telemetry_dir_ / q.text(0)).string(), q.text(1)});
+  return out;
+}
+
+std::vector<UnverifiedFile> JobIndex::unverified_files() {
+  std::vector<UnverifiedFile> out;
+  Statement q = prepare(
+      "SELECT job_id, unverified_file, unverified_owner_uid, uid, \"user\" FROM jobs WHERE unverified_file IS NOT NULL "
+      "ORDER BY job_id");
+  while (q.step())
+    out.push_back({q.text(0), (telemetry_dir_ / q.text(1)).string(), std::uint32_t(q.int64(2)),
+                   std::uint32_t(q.opt_int64(3).value_or(0)), q.opt_text(4).value_or("")});
   return out;
 }
 
@@ -549,7 +576,10 @@ UpdateStats JobIndex::update(const fs::path& telemetry_dir) {
               throw JobRecordError(file.string(), "holds job " + std::to_string(r.job_id) + ", not " + *key);
             put_record(stamp, *key, r);
           } else {
-            put_job_file(stamp, *key, summarize_job_file(read_job_file(file)));
+            // The owner from the descriptor read (fstat), not from the stat above.
+            JobFileOrigin origin;
+            JobTelemetry job = read_job_file(file, &origin);
+            put_job_file(stamp, *key, summarize_job_file(job, origin.owner_uid));
           }
         } catch (const IndexError&) {
           throw;
@@ -581,6 +611,7 @@ UpdateStats JobIndex::update(const fs::path& telemetry_dir) {
   }
   telemetry_dir_ = telemetry_dir;
   stats.skipped = skipped_files();
+  stats.unverified = unverified_files();
   return stats;
 }
 

@@ -15,6 +15,8 @@
 #include <sluice/monitor/job_file.hpp>
 #include <sluice/monitor/job_record.hpp>
 
+#include "report_job.hpp"  // UnverifiedFile
+
 #include <cstdint>
 #include <filesystem>
 #include <memory>
@@ -30,7 +32,7 @@ struct sqlite3_stmt;
 namespace sluice::monitor::report {
 
 // Bumped whenever a table changes; a database of another version is rebuilt.
-inline constexpr int kIndexSchemaVersion = 1;
+inline constexpr int kIndexSchemaVersion = 2;  // 2: job files' owners, unverified files
 
 // An SQLite failure: the database file, the statement (or step) and SQLite's message.
 class IndexError : public Error {
@@ -108,8 +110,9 @@ struct JobFileSummary {
   double step_p50_ms = 0, data_wait_fraction = 0, allreduce_fraction = 0;
   bool input_bound = false;                         // data wait >= kInputBoundFraction (with steps)
   std::uint32_t stragglers = 0;
+  std::uint32_t owner_uid = 0;                      // the file's owner (JobFileOrigin); 0: root
 };
-JobFileSummary summarize_job_file(const JobTelemetry& job);
+JobFileSummary summarize_job_file(const JobTelemetry& job, std::uint32_t owner_uid = 0);
 
 // A file that could not be read (its path: the telemetry directory / the relative path), and
 // why; kept until the file changes or disappears.
@@ -124,6 +127,10 @@ struct UpdateStats {
   std::size_t files_removed = 0;    // gone since the last update
   std::size_t jobs_updated = 0;     // rows of `jobs` re-derived
   std::vector<SkippedFile> skipped; // every file currently unreadable (this update's and earlier ones')
+  // Every job file currently not attributed to its job: its owner is neither the job's user
+  // (from the job's root-written record) nor root (report_job.hpp, job_file_attributable). The
+  // job's row has the record's figures only, as a job without a job file.
+  std::vector<UnverifiedFile> unverified;
   std::vector<std::string> notes;   // e.g. a job whose end precedes its start (clock skew), clamped
 };
 
@@ -162,6 +169,7 @@ class JobIndex {
   std::vector<std::string> refresh_jobs(const std::set<std::string>& keys);
 
   std::vector<SkippedFile> skipped_files();
+  std::vector<UnverifiedFile> unverified_files();
   std::int64_t job_count();
   int schema_version();
 

@@ -185,6 +185,7 @@ FROM w WHERE gpu_util_mean IS NOT NULL ORDER BY alloc - used DESC, job_id LIMIT 
   }
 
   r.skipped = index.skipped_files();
+  r.unverified = index.unverified_files();
   Statement n = index.prepare(std::string(kWindow) + "SELECT note FROM w WHERE note IS NOT NULL ORDER BY job_id");
   bind_window(n);
   while (n.step()) r.notes.push_back(n.text(0));
@@ -218,8 +219,11 @@ std::string skipped_line(const SkippedFile& s) {
 }  // namespace
 
 std::string render_text(const ClusterReport& r) {
+  // Job ids (from file names), users, accounts, paths and reasons are text users control:
+  // escaped (escape_text), so none can start a line or send a terminal escape.
+  const auto e = [](std::string_view s) { return escape_text(s); };
   const ClusterTotals& t = r.totals;
-  std::string o = "sluice-report cluster\n  window      " + window_line(r) + "\n  index       " + r.index_file + "\n\n";
+  std::string o = "sluice-report cluster\n  window      " + window_line(r) + "\n  index       " + e(r.index_file) + "\n\n";
   o += fmt::format("  jobs                  {}", t.jobs);
   if (t.jobs_without_record) o += fmt::format("  ({} without a job record: user, account, partition unknown)", t.jobs_without_record);
   o += fmt::format("\n  GPU-hours allocated   {:.1f}\n", t.gpu_hours_allocated);
@@ -234,7 +238,7 @@ std::string render_text(const ClusterReport& r) {
   o += fmt::format("\nBy {}\n  {:<20} {:>7} {:>12} {:>11} {:>10} {:>10} {:>11} {:>8}\n", to_string(r.by), to_string(r.by),
                    "jobs", "GPU-h alloc", "GPU-h used", "efficiency", "GPU-h idle", "input-bound", "no util");
   for (const auto& g : r.groups)
-    o += fmt::format("  {:<20} {:>7} {:>12.1f} {:>11.1f} {:>10} {:>10.1f} {:>11} {:>8}\n", shorten(g.name, 20),
+    o += fmt::format("  {:<20} {:>7} {:>12.1f} {:>11.1f} {:>10} {:>10.1f} {:>11} {:>8}\n", e(shorten(g.name, 20)),
                      g.totals.jobs, g.totals.gpu_hours_allocated, g.totals.gpu_hours_used,
                      pct_or_dash(g.totals.efficiency()), g.totals.gpu_hours_idle, g.totals.input_bound_jobs,
                      g.totals.jobs_without_utilization);
@@ -248,8 +252,8 @@ std::string render_text(const ClusterReport& r) {
     if (w.idle_gpus) why += fmt::format("{} idle GPU(s)", w.idle_gpus);
     if (w.input_bound) why += std::string(why.empty() ? "" : ", ") + "input-bound";
     if (why.empty()) why = "low utilization";
-    o += fmt::format("  {:<14} {:<12} {:<12} {:>5} {:>5.1f} % {:>9.1f} {:>9.1f} {:>9.1f}  {}\n", shorten(w.job_id, 14),
-                     shorten(w.user, 12), shorten(w.account, 12), w.gpus, w.gpu_util_mean, w.gpu_hours_allocated,
+    o += fmt::format("  {:<14} {:<12} {:<12} {:>5} {:>5.1f} % {:>9.1f} {:>9.1f} {:>9.1f}  {}\n", e(shorten(w.job_id, 14)),
+                     e(shorten(w.user, 12)), e(shorten(w.account, 12)), w.gpus, w.gpu_util_mean, w.gpu_hours_allocated,
                      w.gpu_hours_used, w.gpu_hours_wasted(), why);
   }
   if (r.wasters.empty()) o += "  (no job with GPU utilization in the window)\n";
@@ -267,13 +271,22 @@ std::string render_text(const ClusterReport& r) {
 
   if (!r.skipped.empty()) {
     o += fmt::format("\nskipped {} file(s) that could not be read (the report covers the rest):\n", r.skipped.size());
-    for (std::size_t i = 0; i < r.skipped.size() && i < kSkippedShown; ++i) o += "  " + skipped_line(r.skipped[i]) + "\n";
+    for (std::size_t i = 0; i < r.skipped.size() && i < kSkippedShown; ++i) o += "  " + e(skipped_line(r.skipped[i])) + "\n";
     if (r.skipped.size() > kSkippedShown)
       o += fmt::format("  ... and {} more (all of them in --format json)\n", r.skipped.size() - kSkippedShown);
   }
+  if (!r.unverified.empty()) {
+    o += fmt::format("\nUNVERIFIED: {} job file(s) not counted (owner neither the job's user from its record nor "
+                     "root; the jobs count their allocation only):\n",
+                     r.unverified.size());
+    for (std::size_t i = 0; i < r.unverified.size() && i < kSkippedShown; ++i)
+      o += "  " + e(describe(r.unverified[i])) + "\n";
+    if (r.unverified.size() > kSkippedShown)
+      o += fmt::format("  ... and {} more (all of them in --format json)\n", r.unverified.size() - kSkippedShown);
+  }
   if (!r.notes.empty()) {
     o += "\nclamped:\n";
-    for (const auto& n : r.notes) o += "  " + n + "\n";
+    for (const auto& n : r.notes) o += "  " + e(n) + "\n";
   }
   return o;
 }
@@ -326,7 +339,8 @@ nlohmann::json totals_json(const ClusterTotals& t) {
 
 std::string render_json(const ClusterReport& r, int indent) {
   using nlohmann::json;
-  json groups = json::array(), wasters = json::array(), timeline = json::array(), skipped = json::array();
+  json groups = json::array(), wasters = json::array(), timeline = json::array(), skipped = json::array(),
+       unverified = json::array();
   for (const auto& g : r.groups) {
     json x = totals_json(g.totals);
     x["name"] = g.name;
@@ -352,6 +366,9 @@ std::string render_json(const ClusterReport& r, int indent) {
                         {"gpu_hours_used", b.gpu_hours_used},
                         {"gpu_hours_allocated_with_utilization", b.gpu_hours_allocated_with_utilization}});
   for (const auto& s : r.skipped) skipped.push_back({{"path", s.path}, {"reason", s.reason}});
+  for (const auto& u : r.unverified)
+    unverified.push_back({{"job_id", u.job_id}, {"path", u.file}, {"owner_uid", u.owner_uid}, {"job_uid", u.job_uid},
+                          {"job_user", u.job_user}, {"text", describe(u)}});
   const json j{{"schema", kClusterReportSchema},
                {"since_unix_ms", r.since_unix_ms},
                {"until_unix_ms", r.until_unix_ms},
@@ -366,6 +383,7 @@ std::string render_json(const ClusterReport& r, int indent) {
                {"bin_ms", r.bin_ms},
                {"timeline", std::move(timeline)},
                {"skipped", std::move(skipped)},
+               {"unverified", std::move(unverified)},
                {"notes", r.notes}};
   return j.dump(indent, ' ', false, json::error_handler_t::replace) + "\n";
 }
@@ -512,6 +530,13 @@ std::string render_html(const ClusterReport& r) {
                      "rest.</p>\n<ul>\n",
                      r.skipped.size());
     for (const auto& s : r.skipped) o += "<li>" + esc(skipped_line(s)) + "</li>\n";
+    o += "</ul>\n";
+  }
+  if (!r.unverified.empty()) {
+    o += fmt::format("<h2 class=\"warn\">Unverified: {} job file(s) not counted</h2>\n<p>Their owner is neither the "
+                     "job's user (from the job record) nor root; the jobs count their allocation only.</p>\n<ul>\n",
+                     r.unverified.size());
+    for (const auto& u : r.unverified) o += "<li>" + esc(describe(u)) + "</li>\n";
     o += "</ul>\n";
   }
   if (!r.notes.empty()) {

@@ -75,6 +75,7 @@ struct ClusterReport {
   std::int64_t bin_ms = 0;        // hour, day or week, from the window's length
   std::vector<TimeBin> timeline;
   std::vector<SkippedFile> skipped;  // files the index could not read
+  std::vector<UnverifiedFile> unverified;  // job files not counted: their owner is not the job's user nor root
   std::vector<std::string> notes;    // jobs clamped (end before start)
 };
 

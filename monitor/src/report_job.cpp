@@ -173,8 +173,19 @@ std::string staging_line(const JobReport& r) {
 }
 
 std::string state_line(const JobReport& r) {
+  if (r.unverified) return "no telemetry counted (the job file is unverified)";
   return r.complete ? "complete (final write at the end of the job)"
                     : "incomplete (checkpoint: job still running or was killed)";
+}
+
+std::string unverified_line(const JobReport& r) {
+  return "UNVERIFIED job file, not counted: " + describe(*r.unverified);
+}
+
+std::string file_line(const JobReport& r) {
+  std::string s = r.file;
+  if (r.file_owner_uid) s += fmt::format(" (owner uid {}{})", *r.file_owner_uid, r.unverified ? ", UNVERIFIED" : "");
+  return s;
 }
 
 std::string incomplete_line(const JobReport& r) {
@@ -321,8 +332,28 @@ void apply_record(JobReport& r, const JobRecord& rec, std::int64_t now_unix_ms) 
 
 }  // namespace
 
-JobReport build_job_report(const JobTelemetry& job, const std::string& file, const ReportInputs& in) {
+bool job_file_attributable(std::uint32_t owner_uid, const JobRecord& record) noexcept {
+  return owner_uid == 0 || owner_uid == record.uid;
+}
+
+std::string describe(const UnverifiedFile& u) {
+  return fmt::format("{} is owned by uid {}, not by the job's user {}(uid {}) nor root: not counted as job {}'s "
+                     "telemetry",
+                     u.file, u.owner_uid, u.job_user.empty() ? std::string() : u.job_user + " ", u.job_uid, u.job_id);
+}
+
+JobReport build_job_report(const JobTelemetry& file_job, const std::string& file, const ReportInputs& in) {
+  // A file nobody can vouch for contributes nothing: the report is the record's alone.
+  std::optional<UnverifiedFile> unverified;
+  if (in.record && in.file_owner_uid && !job_file_attributable(*in.file_owner_uid, *in.record))
+    unverified = UnverifiedFile{std::to_string(in.record->job_id), file, *in.file_owner_uid, in.record->uid,
+                                in.record->user};
+  JobTelemetry none;
+  if (unverified) none.job_id = unverified->job_id;
+  const JobTelemetry& job = unverified ? none : file_job;
   JobReport r;
+  r.unverified = unverified;
+  r.file_owner_uid = in.file_owner_uid;
   r.job_id = job.job_id;
   r.file = file;
   r.complete = job.complete;
@@ -365,8 +396,12 @@ JobReport build_job_report(const JobTelemetry& job, const std::string& file, con
   if (in.record) apply_record(r, *in.record, in.now_unix_ms);
   // Slurm gives the epilog no reason for the end: an exit 0 without the final write is a job
   // that was stopped from outside (or never called finish()).
-  if (r.slurm_state == "COMPLETED" && !r.complete) r.slurm_state = kEndedEarly;
+  if (r.slurm_state == "COMPLETED" && !r.complete && !r.unverified) r.slurm_state = kEndedEarly;
   if (in.sacct) apply_sacct(r, *in.sacct);
+  if (r.unverified)
+    r.notes.push_back({"unverified_job_file", "warning",
+                       describe(*r.unverified) + ". Anyone can write into the telemetry directory: the figures "
+                                                 "below are the job record's only."});
 
   rule_idle_gpus(r);
   rule_input_bound(r);
@@ -415,29 +450,33 @@ std::string percent_str(double v) { return fmt::format("{:.1f} %", v); }
 }  // namespace
 
 std::string render_text(const JobReport& r) {
+  // Job ids, host names, paths, users and stage errors come from files users write: escaped
+  // (escape_text), so none can start a line or send a terminal escape. Numbers are ours.
+  const auto e = [](std::string_view s) { return escape_text(s); };
   std::string o;
   auto line = [&o](const std::string& s) { o += s + "\n"; };
   auto field = [&line](const char* name, const std::string& v) { line(fmt::format("  {:<12}{}", name, v)); };
-  line("sluice-report job " + r.job_id);
-  if (!r.complete) line(incomplete_line(r));
+  line("sluice-report job " + e(r.job_id));
+  if (r.unverified) line(e(unverified_line(r)));
+  else if (!r.complete) line(incomplete_line(r));
   line("");
-  field("job id", r.job_id);
-  field("user", or_unknown(r.user));
-  field("account", or_unknown(r.account));
-  field("partition", or_unknown(r.partition));
-  field("state", state_line(r) + "; Slurm state " + or_unknown(r.slurm_state));
+  field("job id", e(r.job_id));
+  field("user", e(or_unknown(r.user)));
+  field("account", e(or_unknown(r.account)));
+  field("partition", e(or_unknown(r.partition)));
+  field("state", state_line(r) + "; Slurm state " + e(or_unknown(r.slurm_state)));
   std::string hosts;
-  for (const auto& h : r.hosts) hosts += (hosts.empty() ? "" : ", ") + h;
+  for (const auto& h : r.hosts) hosts += (hosts.empty() ? "" : ", ") + e(h);
   field("nodes", fmt::format("{} ({})", r.hosts.size(), hosts));
   field("ranks", std::to_string(r.ranks));
   field("GPUs", gpus_line(r));
   if (r.cpus_allocated) field("CPUs", std::to_string(*r.cpus_allocated) + " allocated");
   if (r.exit_code || r.exit_signal) field("exit", exit_line(r));
-  if (has_staging(r)) field("staging", staging_line(r));
+  if (has_staging(r)) field("staging", e(staging_line(r)));
   field("runtime", fmt::format("{} ({:.1f} s)", duration(r.elapsed_s), r.elapsed_s));
   field("started", r.start_unix_ms ? utc(*r.start_unix_ms) : kUnknown);
   field("data up to", utc(r.data_until_unix_ms));
-  if (!r.file.empty()) field("file", r.file);
+  if (!r.file.empty()) field("file", e(file_line(r)));
   const auto unknown = unknown_fields(r);
   if (!unknown.empty()) {
     std::string u;
@@ -460,7 +499,7 @@ std::string render_text(const JobReport& r) {
     if (g.mem_used_bytes) v += fmt::format("   memory mean {}  max {}", bytes_str(g.mem_used_bytes->mean),
                                            bytes_str(g.mem_used_bytes->max));
     if (g.mem_total_bytes) v += " of " + bytes_str(*g.mem_total_bytes);
-    line(fmt::format("    {:<28}{}", gpu_name(g), v));
+    line(fmt::format("    {:<28}{}", e(gpu_name(g)), v));
   }
 
   line("");
@@ -476,7 +515,7 @@ std::string render_text(const JobReport& r) {
   row("all ranks", t.steps.count, t.steps.time_p50_ms, t.steps.time_p95_ms, t.steps.time_max_ms,
       t.steps.data_wait_fraction, t.steps.allreduce_fraction, fmt::format("{:.2f}", own_ms_per_step(t)));
   for (const auto& x : r.rank_reports)
-    row(fmt::format("rank {} {}", x.rank, x.host), x.steps, x.step_p50_ms, x.step_p95_ms, x.step_max_ms,
+    row(fmt::format("rank {} {}", x.rank, e(x.host)), x.steps, x.step_p50_ms, x.step_p95_ms, x.step_max_ms,
         x.data_wait_fraction, x.allreduce_fraction, fmt::format("{:.2f}", x.own_ms_per_step));
   field("step time", fmt::format("data wait {}, allreduce {}, compute {}", pct(t.steps.data_wait_fraction),
                                  pct(t.steps.allreduce_fraction), pct(t.steps.compute_fraction)));
@@ -487,15 +526,15 @@ std::string render_text(const JobReport& r) {
   std::string strag;
   for (const auto& s : r.stragglers)
     strag += fmt::format("{}rank {} ({}) {:.2f} ms/step, {:.2f} x the median", strag.empty() ? "" : "; ", s.rank,
-                         host_of(r, s.rank), s.own_ms_per_step, s.ratio);
+                         e(host_of(r, s.rank)), s.own_ms_per_step, s.ratio);
   field("stragglers", (strag.empty() ? std::string("none") : strag) +
                           fmt::format(" (threshold {:.2f} x the median own time per step)", r.straggler_threshold));
 
   line("");
   line("Notes");
   if (r.notes.empty()) line("  none");
-  for (const auto& n : r.notes) o += wrap(fmt::format("  * [{}] ", n.severity), n.text);
-  for (const auto& s : r.skipped_rules) line(fmt::format("  (rule {} skipped: {})", s.rule, s.reason));
+  for (const auto& n : r.notes) o += wrap(fmt::format("  * [{}] ", n.severity), e(n.text));
+  for (const auto& s : r.skipped_rules) line(fmt::format("  (rule {} skipped: {})", s.rule, e(s.reason)));
   return o;
 }
 
@@ -527,8 +566,15 @@ std::string render_json(const JobReport& r, int indent) {
   o["header_sources"] = r.header_sources;
   o["unknown_fields"] = unknown_fields(r);
   o["complete"] = r.complete;
-  o["state"] = r.complete ? "complete" : "incomplete";
-  if (!r.complete) o["incomplete"] = incomplete_line(r);
+  o["state"] = r.unverified ? "unverified" : r.complete ? "complete" : "incomplete";
+  if (!r.complete && !r.unverified) o["incomplete"] = incomplete_line(r);
+  o["file_owner_uid"] = j(r.file_owner_uid);
+  if (r.unverified)
+    o["unverified"] = {{"file", r.unverified->file}, {"owner_uid", r.unverified->owner_uid},
+                       {"job_uid", r.unverified->job_uid}, {"job_user", r.unverified->job_user},
+                       {"text", describe(*r.unverified)}};
+  else
+    o["unverified"] = nullptr;
   o["written_at_unix_ms"] = r.written_at_unix_ms;
   o["data_until_unix_ms"] = r.data_until_unix_ms;
   o["start_unix_ms"] = j(r.start_unix_ms);
@@ -666,7 +712,8 @@ std::string render_html(const JobReport& r) {
   std::string o = "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>sluice-report job " +
                   esc(r.job_id) + "</title><style>" + kCss + "</style></head><body>\n";
   o += "<h1>sluice-report job " + esc(r.job_id) + "</h1>\n";
-  if (!r.complete) o += "<p class=\"warn\">" + esc(incomplete_line(r)) + "</p>\n";
+  if (r.unverified) o += "<p class=\"warn\">" + esc(unverified_line(r)) + "</p>\n";
+  else if (!r.complete) o += "<p class=\"warn\">" + esc(incomplete_line(r)) + "</p>\n";
   auto row = [](const std::string& k, const std::string& v, bool unknown = false) {
     return "<tr><th>" + esc(k) + "</th><td" + (unknown ? " class=\"unknown\"" : "") + ">" + esc(v) + "</td></tr>\n";
   };
@@ -681,7 +728,7 @@ std::string render_html(const JobReport& r) {
        (has_staging(r) ? row("staging", staging_line(r)) : "") +
        row("runtime", fmt::format("{} ({:.1f} s)", duration(r.elapsed_s), r.elapsed_s)) +
        row("started", r.start_unix_ms ? utc(*r.start_unix_ms) : kUnknown, !r.start_unix_ms) +
-       row("data up to", utc(r.data_until_unix_ms)) + (r.file.empty() ? "" : row("file", r.file)) + "</table>\n";
+       row("data up to", utc(r.data_until_unix_ms)) + (r.file.empty() ? "" : row("file", file_line(r))) + "</table>\n";
   const auto unknown = unknown_fields(r);
   if (!unknown.empty()) {
     std::string u;

@@ -69,10 +69,29 @@ struct SkippedRule {
   std::string rule, reason;
 };
 
+// Whether a job file owned by OWNER_UID (fstat of the file read) counts as the telemetry of
+// the job in RECORD: only when its owner is the job's user (the uid in the record root wrote)
+// or root. Anyone can write a job-<id>.h5 into the shared directory; a file of another owner
+// is "unverified": listed, never merged into the job's figures.
+bool job_file_attributable(std::uint32_t owner_uid, const JobRecord& record) noexcept;
+
+// A job file left out because its owner is not the job's user nor root.
+struct UnverifiedFile {
+  std::string job_id, file;
+  std::uint32_t owner_uid = 0;
+  std::uint32_t job_uid = 0;  // from the job record
+  std::string job_user;       // from the job record ("" when Slurm did not say)
+};
+// "FILE is owned by uid N, not by the job's user U (uid M) nor root: not counted as job J's telemetry"
+std::string describe(const UnverifiedFile& u);
+
 // What the caller knows besides the job file: the plugin's job record (job_record.hpp) and
 // Slurm's accounting (sacct.hpp), which fills what the record lacks and says why a job ended.
 struct ReportInputs {
   std::optional<JobRecord> record;
+  // The job file's owner (read_job_file's JobFileOrigin). With a record, a file of another
+  // owner than the job's user or root is unverified: the report holds none of its figures.
+  std::optional<std::uint32_t> file_owner_uid;
   std::optional<SacctJob> sacct;
   std::optional<std::uint64_t> mem_requested_bytes;  // the whole job's memory request
   std::int64_t now_unix_ms = 0;                       // a running job's elapsed time
@@ -116,6 +135,10 @@ struct JobReport {
 
   std::vector<Note> notes;
   std::vector<SkippedRule> skipped_rules;
+  // Set when the job file was not attributed (job_file_attributable): every figure above is
+  // then the record's alone, as for a job without a job file.
+  std::optional<UnverifiedFile> unverified;
+  std::optional<std::uint32_t> file_owner_uid;
 };
 
 // --- the rules: each appends at most one note, or records why it was skipped ---------------

@@ -52,7 +52,8 @@ std::optional<sluice::monitor::JobRecord> record_of(const std::filesystem::path&
   if (ec != std::errc() || p != job_id.data() + job_id.size()) return std::nullopt;
   std::vector<std::string> skipped;
   auto rec = sluice::monitor::read_job_record(sluice::monitor::job_record_dir(dir), id, &skipped);
-  for (const auto& why : skipped) std::fprintf(stderr, "sluice-report: skipped a job record: %s\n", why.c_str());
+  for (const auto& why : skipped)
+    std::fprintf(stderr, "sluice-report: skipped a job record: %s\n", sluice::escape_text(why).c_str());
   return rec;
 }
 
@@ -78,20 +79,24 @@ int run_job(const std::string& job_id, const std::string& dir_arg, const std::st
   const std::int64_t now = now_unix_ms();
   std::optional<mon::JobRecord> record = record_of(dir, job_id);
   std::error_code ec;
-  if (!fs::exists(path, ec)) {
+  using sluice::escape_text;
+  if (!fs::exists(fs::symlink_status(path, ec))) {
     if (record)
       std::fprintf(stderr,
                    "sluice-report: job %s (user %s, %s) ran without the sluice runtime's telemetry: it has a job "
                    "record but no %s\n",
-                   job_id.c_str(), record->user.empty() ? "unknown" : record->user.c_str(), record->state().c_str(),
-                   path.c_str());
+                   escape_text(job_id).c_str(), escape_text(record->user.empty() ? "unknown" : record->user).c_str(),
+                   record->state().c_str(), escape_text(path.string()).c_str());
     else
-      std::fprintf(stderr, "sluice-report: no telemetry for job %s: %s does not exist%s\n", job_id.c_str(),
-                   path.c_str(), fs::is_directory(dir, ec) ? "" : " (nor does the directory)");
+      std::fprintf(stderr, "sluice-report: no telemetry for job %s: %s does not exist%s\n", escape_text(job_id).c_str(),
+                   escape_text(path.string()).c_str(), fs::is_directory(dir, ec) ? "" : " (nor does the directory)");
     return kExitData;
   }
-  const mon::JobTelemetry job = mon::read_job_file(path);  // JobFileError names the file and object
+  // JobFileError names the file and object; the owner comes from the descriptor read.
+  mon::JobFileOrigin origin;
+  const mon::JobTelemetry job = mon::read_job_file(path, &origin);
   mon::report::ReportInputs inputs;
+  inputs.file_owner_uid = origin.owner_uid;
   inputs.record = std::move(record);
   inputs.now_unix_ms = now;
   if (ask_sacct) {
@@ -99,6 +104,9 @@ int run_job(const std::string& job_id, const std::string& dir_arg, const std::st
     inputs.sacct = mon::report::query_sacct(job_id, std::chrono::seconds(10));
   }
   const mon::report::JobReport r = mon::report::build_job_report(job, path.string(), inputs);
+  // On stderr too: a JSON or HTML report may go to a file nobody reads at once.
+  if (r.unverified && format != "text")
+    std::fprintf(stderr, "sluice-report: %s\n", escape_text(mon::report::describe(*r.unverified)).c_str());
   write_output(format == "json"   ? mon::report::render_json(r)
                : format == "html" ? mon::report::render_html(r)
                                   : mon::report::render_text(r),
@@ -149,7 +157,7 @@ int run_cluster(const ClusterArgs& a) {
     std::fprintf(stderr,
                  "sluice-report: %s\n  (the index must be your own, writable file: give --index FILE in a directory "
                  "only you can write; a damaged index can be deleted, it is rebuilt from the files)\n",
-                 e.what());
+                 sluice::escape_text(e.what()).c_str());
     return kExitData;
   }
   if (!a.quiet && a.format == "text" && stats.files_read)
@@ -164,7 +172,10 @@ int run_cluster(const ClusterArgs& a) {
   // Text goes to a terminal: the skipped files are in it. Other formats: say so on stderr.
   if (!r.skipped.empty() && a.format != "text")
     std::fprintf(stderr, "sluice-report: skipped %zu file(s) that could not be read, e.g. %s\n", r.skipped.size(),
-                 r.skipped.front().reason.c_str());
+                 sluice::escape_text(r.skipped.front().reason).c_str());
+  if (!r.unverified.empty() && a.format != "text")
+    std::fprintf(stderr, "sluice-report: %zu unverified job file(s) not counted (owner not the job's user), e.g. %s\n",
+                 r.unverified.size(), sluice::escape_text(rep::describe(r.unverified.front())).c_str());
   return 0;
 }
 
@@ -279,10 +290,10 @@ int main(int argc, char** argv) {
     if (job->parsed()) return run_job(job_id, dir, format, output, !no_sacct);
     if (cluster->parsed()) return run_cluster(ca);
   } catch (const Usage& e) {
-    std::fprintf(stderr, "sluice-report: %s\nRun with --help for more information.\n", e.what());
+    std::fprintf(stderr, "sluice-report: %s\nRun with --help for more information.\n", sluice::escape_text(e.what()).c_str());
     return kExitUsage;
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "sluice-report: %s\n", e.what());
+    std::fprintf(stderr, "sluice-report: %s\n", sluice::escape_text(e.what()).c_str());
     return kExitData;
   }
   return kExitUsage;

@@ -5,6 +5,7 @@
 
 #include <sluice/monitor/job_file.hpp>
 
+#include "hostile_files.hpp"
 #include "rank_codec.hpp"
 #include "scratch_dir.hpp"  // tests/reader
 #include "summary_fields.hpp"
@@ -300,6 +301,97 @@ BOOST_AUTO_TEST_CASE(an_unwritable_place_gives_an_error_naming_it) {
     BOOST_TEST_MESSAGE(e.what());
   }
   BOOST_TEST(!fs::exists(p.parent_path()));
+}
+
+// --- hostile files (issue 16, item 6): a read allocates what the file can hold, no more ------
+
+namespace {
+// read_job_file(P) in a child with 512 MiB of address space to spare: "refused: OBJECT: WHAT"
+// for a JobFileError, "read" when it read the file; status 3 when it ran out of memory.
+sluice::monitor::test::ChildResult bounded_read(const fs::path& p) {
+  return sluice::monitor::test::run_bounded(std::uint64_t(512) << 20, [p] {
+    try {
+      (void)read_job_file(p);
+      return std::string("read");
+    } catch (const JobFileError& e) {
+      return "refused: " + e.object() + ": " + e.what();
+    }
+  });
+}
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(a_dataset_declaring_2_27_rows_is_refused_before_anything_is_allocated) {
+  // The issue's file: a few KB on disk, 2^27 rows declared (1 GiB per column, 15.7 GB RSS).
+  const fs::path p = scratch() / "huge-rows.h5";
+  sluice::monitor::test::make_huge_dataset_file(p, "47", hsize_t(1) << 27);
+  BOOST_TEST_MESSAGE(p << ": " << fs::file_size(p) << " bytes");
+  BOOST_TEST(fs::file_size(p) < 200000u);
+  const auto r = bounded_read(p);
+  BOOST_TEST_MESSAGE("child status " << r.status << ": " << r.text);
+  BOOST_TEST(r.status == 0, "the read ran out of memory or crashed: " << r.text);
+  BOOST_TEST(r.text.rfind("refused: /ranks/0/series/t_s: ", 0) == 0u, r.text);
+  BOOST_TEST(r.text.find(p.string()) != std::string::npos, r.text);         // names the file
+  BOOST_TEST(r.text.find("134217728") != std::string::npos, r.text);        // and what it declares
+}
+
+BOOST_AUTO_TEST_CASE(a_dataset_far_larger_than_its_stored_bytes_is_refused) {
+  // 2^24 rows (128 MiB: under the per-dataset maximum) stored in one compressed chunk.
+  const fs::path p = scratch() / "huge-ratio.h5";
+  sluice::monitor::test::make_huge_dataset_file(p, "48", hsize_t(1) << 24);
+  const auto r = bounded_read(p);
+  BOOST_TEST_MESSAGE("child status " << r.status << ": " << r.text);
+  BOOST_TEST(r.status == 0, "the read ran out of memory or crashed: " << r.text);
+  BOOST_TEST(r.text.rfind("refused: /ranks/0/series/t_s: ", 0) == 0u, r.text);
+  BOOST_TEST(r.text.find(p.string()) != std::string::npos, r.text);
+  BOOST_TEST(r.text.find("stores") != std::string::npos, r.text);
+}
+
+BOOST_AUTO_TEST_CASE(an_attribute_of_many_values_or_a_huge_string_is_refused) {
+  // nranks as an array of 1000: read into one uint32 it would overrun the reader's stack.
+  const fs::path arr = edited_job_file("array-attr.h5", [](hid_t f) {
+    BOOST_TEST(H5Adelete_by_name(f, "/", "nranks", H5P_DEFAULT) >= 0);
+    const hsize_t n = 1000;
+    const hid_t sp = H5Screate_simple(1, &n, nullptr);
+    const hid_t a = H5Acreate2(f, "nranks", H5T_STD_U32LE, sp, H5P_DEFAULT, H5P_DEFAULT);
+    const std::vector<std::uint32_t> v(n, 3);
+    BOOST_TEST(H5Awrite(a, H5T_NATIVE_UINT32, v.data()) >= 0);
+    H5Aclose(a), H5Sclose(sp);
+  });
+  auto r = bounded_read(arr);
+  BOOST_TEST_MESSAGE("child status " << r.status << ": " << r.text);
+  BOOST_TEST(r.status == 0, "the read crashed: " << r.text);
+  BOOST_TEST(r.text.rfind("refused: /@nranks: ", 0) == 0u, r.text);
+  BOOST_TEST(r.text.find(arr.string()) != std::string::npos, r.text);
+
+  // A host name of 1 MiB.
+  const fs::path big = edited_job_file("huge-string.h5", [](hid_t f) {
+    BOOST_TEST(H5Adelete_by_name(f, "/ranks/0", "host", H5P_DEFAULT) >= 0);
+    const std::string host(std::size_t(1) << 20, 'h');
+    const hid_t t = H5Tcopy(H5T_C_S1);
+    H5Tset_size(t, host.size());
+    const hid_t sp = H5Screate(H5S_SCALAR);
+    const hid_t g = H5Gopen2(f, "/ranks/0", H5P_DEFAULT);
+    const hid_t a = H5Acreate2(g, "host", t, sp, H5P_DEFAULT, H5P_DEFAULT);
+    BOOST_TEST_REQUIRE(a >= 0);
+    BOOST_TEST(H5Awrite(a, t, host.data()) >= 0);
+    H5Aclose(a), H5Gclose(g), H5Sclose(sp), H5Tclose(t);
+  });
+  r = bounded_read(big);
+  BOOST_TEST_MESSAGE("child status " << r.status << ": " << r.text);
+  BOOST_TEST(r.status == 0);
+  BOOST_TEST(r.text.rfind("refused: /ranks/0@host: ", 0) == 0u, r.text);
+  BOOST_TEST(r.text.find(big.string()) != std::string::npos, r.text);
+}
+
+BOOST_AUTO_TEST_CASE(a_link_in_place_of_a_job_file_is_not_followed) {
+  const fs::path target = scratch() / "link-target.h5";
+  write_job_file(target, sample_job(true));
+  const fs::path link = scratch() / "job-link.h5";
+  fs::remove(link);
+  fs::create_symlink(target, link);
+  const JobFileError e = read_error(link);
+  BOOST_TEST(e.file() == link.string());
+  BOOST_TEST(std::string(e.what()).find("link") != std::string::npos, e.what());
 }
 
 BOOST_AUTO_TEST_CASE(per_rank_percentiles_shares_and_busbw) {

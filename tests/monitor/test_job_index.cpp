@@ -7,6 +7,7 @@
 #include <sluice/monitor/job_file.hpp>
 #include <sluice/monitor/job_record.hpp>
 
+#include "hostile_files.hpp"
 #include "job_index.hpp"
 #include "scratch_dir.hpp"  // tests/reader
 
@@ -390,4 +391,59 @@ BOOST_AUTO_TEST_CASE(the_default_index_is_per_user) {
   BOOST_TEST(rep::default_index_path(dir) == ix);                     // stable
   BOOST_TEST(rep::default_index_path(dir / "other") != ix);           // per directory
   BOOST_TEST(((fs::status(ix.parent_path()).permissions() & fs::perms::others_all) == fs::perms::none));
+}
+
+// --- issue 16: hostile and planted job files -------------------------------------------------
+
+BOOST_AUTO_TEST_CASE(a_file_declaring_huge_datasets_is_skipped_naming_file_and_dataset) {
+  const fs::path dir = three_jobs("huge");
+  sluice::monitor::test::make_huge_dataset_file(dir / "job-12.h5", "12", hsize_t(1) << 24);
+  // In a child with 512 MiB to spare: the old reader allocated the 2^24 declared rows.
+  const auto r = sluice::monitor::test::run_bounded(std::uint64_t(512) << 20, [&] {
+    rep::JobIndex ix(dir.parent_path() / "huge.sqlite");
+    const rep::UpdateStats s = ix.update(dir);
+    std::string out = std::to_string(ix.job_count()) + " jobs";
+    for (const auto& k : s.skipped) out += "\nskipped " + k.path + " | " + k.reason;
+    return out;
+  });
+  BOOST_TEST_MESSAGE("child status " << r.status << ": " << r.text);
+  BOOST_TEST_REQUIRE(r.status == 0, r.text);
+  BOOST_TEST(r.text.rfind("3 jobs\nskipped " + (dir / "job-12.h5").string() + " | ", 0) == 0u, r.text);
+  BOOST_TEST(r.text.find("/ranks/0/series/t_s: declares 16777216 values") != std::string::npos, r.text);
+}
+
+BOOST_AUTO_TEST_CASE(a_job_file_not_owned_by_the_jobs_user_is_not_merged) {
+  const fs::path dir = fresh_dir("planted");
+  NodeJobRecord rec = node_record(47, "n1", 2, kT0, kT0 + 2 * kHour);
+  rec.uid = 1000;
+  write_node_record(job_record_dir(dir), rec);
+  write_telemetry(dir, "47", {60, 60}, kT0, kT0 + 2 * kHour);
+  if (!sluice::monitor::test::chown_to(dir / "job-47.h5", 65534)) {
+    BOOST_TEST_MESSAGE("not root: cannot give the file another owner; skipped");
+    return;
+  }
+  rep::JobIndex ix(dir.parent_path() / "planted.sqlite");
+  rep::UpdateStats s = ix.update(dir);
+  JobRow j = row(ix, "47");
+  BOOST_TEST(j.found);
+  BOOST_TEST(j.has_record);
+  BOOST_TEST(!j.has_job_file);  // the planted figures are not the job's
+  BOOST_TEST(!j.util.has_value());
+  BOOST_TEST(!j.used.has_value());
+  BOOST_TEST(j.alloc.value_or(0) == 4.0, tt::tolerance(1e-9));  // the record's 2 GPUs x 2 h
+  BOOST_TEST_REQUIRE(s.unverified.size() == 1u);
+  BOOST_TEST(s.unverified[0].job_id == "47");
+  BOOST_TEST(s.unverified[0].file == (dir / "job-47.h5").string());
+  BOOST_TEST(s.unverified[0].owner_uid == 65534u);
+  BOOST_TEST(s.unverified[0].job_uid == 1000u);
+
+  // The job's user's own file (or root's) counts; the listing empties.
+  BOOST_TEST_REQUIRE(sluice::monitor::test::chown_to(dir / "job-47.h5", 1000));
+  write_telemetry(dir, "47", {60, 60}, kT0, kT0 + 2 * kHour);  // a new file (root's): re-read
+  BOOST_TEST_REQUIRE(sluice::monitor::test::chown_to(dir / "job-47.h5", 1000));
+  s = ix.update(dir);
+  j = row(ix, "47");
+  BOOST_TEST(j.has_job_file);
+  BOOST_TEST(j.util.value_or(0) == 60.0, tt::tolerance(1e-9));
+  BOOST_TEST(s.unverified.empty());
 }

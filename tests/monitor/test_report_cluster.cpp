@@ -8,6 +8,7 @@
 #include <sluice/monitor/job_file.hpp>
 #include <sluice/monitor/job_record.hpp>
 
+#include "hostile_files.hpp"
 #include "job_index.hpp"
 #include "report_cli.hpp"
 #include "report_cluster.hpp"
@@ -40,6 +41,7 @@ constexpr std::int64_t kT0 = 1763942400000;  // 2025-11-24 00:00:00 UTC
 struct JobSpec {
   std::uint64_t id = 0;
   std::string user = "alice", account = "ml", partition = "gpu";
+  std::uint32_t uid = 0;  // the record's (root's own jobs: every job file attributed)
   std::int64_t start = kT0, end = kT0 + 10 * kHour;
   std::vector<std::string> nodes = {"n1"};
   std::vector<double> util = {90, 90, 90, 90};  // per GPU; GPUs spread evenly over the nodes
@@ -91,6 +93,7 @@ void write_job(const fs::path& dir, const JobSpec& j) {
     r.node = node;
     r.nodes = j.nodes;
     r.user = j.user;
+    r.uid = j.uid;
     r.account = j.account;
     r.partition = j.partition;
     r.cpus = 16;
@@ -428,4 +431,130 @@ BOOST_AUTO_TEST_CASE(sluice_report_job_reads_the_job_record) {
   r = cli("job 4242 --dir " + dir.string());
   BOOST_TEST(r.status == 1);
   BOOST_TEST(has(r.err, "no telemetry for job 4242"), r.err);
+}
+
+// --- issue 16, items 6, 7 and 8 ---------------------------------------------------------------
+
+namespace {
+fs::path fresh_cluster_dir(const std::string& name) {
+  const fs::path dir = sluice::reader::test::scratch_dir("sluice-mon-cluster") / name;
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  return dir;
+}
+const std::string kDays = " --since 2025-11-23 --until 2025-11-26";
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(a_job_file_planted_by_another_user_is_listed_unverified_not_merged) {
+  // Job 147 is alice's (uid 1000, from the record root wrote); its job-147.h5 was written by
+  // uid 65534. Job 148 is bob's (uid 1001) and so is its file.
+  const fs::path dir = fresh_cluster_dir("planted");
+  JobSpec victim = spec(147, "alice", "ml", 10, {90, 90});
+  victim.uid = 1000;
+  write_job(dir, victim);
+  JobSpec own = spec(148, "bob", "ml", 10, {50, 50});
+  own.uid = 1001;
+  write_job(dir, own);
+  if (!sluice::monitor::test::chown_to(dir / "job-147.h5", 65534) ||
+      !sluice::monitor::test::chown_to(dir / "job-148.h5", 1001)) {
+    BOOST_TEST_MESSAGE("not root: cannot give the files other owners; skipped");
+    return;
+  }
+  const std::string index = " --index " + (dir.parent_path() / "planted.sqlite").string();
+  Run r = cli("cluster --dir " + dir.string() + kDays + index + " --format json");
+  BOOST_TEST_REQUIRE(r.status == 0, r.err);
+  const json j = json::parse(r.out);
+  const json& t = j.at("totals");
+  BOOST_TEST(t.at("jobs") == 2);                           // both jobs, by their records
+  BOOST_TEST(t.at("gpu_hours_allocated").get<double>() == 40.0, tt::tolerance(1e-9));
+  BOOST_TEST(t.at("gpu_hours_used").get<double>() == 10.0, tt::tolerance(1e-9));  // bob's only: 2 x 10 h x 50 %
+  BOOST_TEST(t.at("jobs_without_utilization") == 1);        // alice's: the planted figures are not hers
+  BOOST_TEST_REQUIRE(j.contains("unverified"));
+  BOOST_TEST_REQUIRE(j.at("unverified").size() == 1u);
+  const json& u = j.at("unverified").at(0);
+  BOOST_TEST(u.at("job_id") == "147");
+  BOOST_TEST(u.at("path") == (dir / "job-147.h5").string());
+  BOOST_TEST(u.at("owner_uid") == 65534);
+  BOOST_TEST(u.at("job_uid") == 1000);
+  BOOST_TEST(u.at("job_user") == "alice");
+  BOOST_TEST(has(r.err, "1 unverified job file(s) not counted"), r.err);
+
+  r = cli("cluster --dir " + dir.string() + kDays + index);
+  BOOST_TEST_REQUIRE(r.status == 0, r.err);
+  BOOST_TEST(has(r.out, "UNVERIFIED: 1 job file(s) not counted"), r.out);
+  BOOST_TEST(has(r.out, (dir / "job-147.h5").string() + " is owned by uid 65534, not by the job's user alice (uid 1000) "
+                                                         "nor root"),
+             r.out);
+
+  // The job's own page: the record's header, none of the file's figures, and why.
+  r = cli("job 147 --no-sacct --format json --dir " + dir.string());
+  BOOST_TEST_REQUIRE(r.status == 0, r.err);
+  const json p = json::parse(r.out);
+  BOOST_TEST(p.at("user") == "alice");
+  BOOST_TEST(p.at("state") == "unverified");
+  BOOST_TEST(p.at("ranks") == 0);
+  BOOST_TEST(p.at("gpus_reported") == 0);
+  BOOST_TEST(p.at("steps") == 0);
+  BOOST_TEST(p.at("unverified").at("owner_uid") == 65534);
+  BOOST_TEST(p.at("file_owner_uid") == 65534);
+  BOOST_TEST(has(r.err, "is owned by uid 65534"), r.err);
+  r = cli("job 147 --no-sacct --dir " + dir.string());
+  BOOST_TEST_REQUIRE(r.status == 0, r.err);
+  BOOST_TEST(has(r.out, "UNVERIFIED job file, not counted: " + (dir / "job-147.h5").string()), r.out);
+  BOOST_TEST(has(r.out, "(owner uid 65534, UNVERIFIED)"), r.out);
+  BOOST_TEST(!has(r.out, "rank 0 n1"), r.out);  // no per-rank rows from the planted file
+  BOOST_TEST(has(r.out, "[warning] " + (dir / "job-147.h5").string() + " is owned by uid 65534"), r.out);
+
+  // The user's own file counts.
+  r = cli("job 148 --no-sacct --format json --dir " + dir.string());
+  BOOST_TEST_REQUIRE(r.status == 0, r.err);
+  const json q = json::parse(r.out);
+  BOOST_TEST(q.at("state") == "complete");
+  BOOST_TEST(q.at("ranks") == 2);
+  BOOST_TEST(q.at("unverified").is_null());
+  BOOST_TEST(q.at("file_owner_uid") == 1001);
+}
+
+BOOST_AUTO_TEST_CASE(a_file_declaring_huge_datasets_is_skipped_and_named_not_allocated) {
+  // sluice-report cluster under a 1 GiB address-space limit: the old reader allocated what the
+  // file declared (2^27 rows) and died or skipped it only after running out of memory.
+  const fs::path dir = fresh_cluster_dir("huge");
+  write_job(dir, spec(101, "alice", "ml", 10, {90, 90}));
+  sluice::monitor::test::make_huge_dataset_file(dir / "job-150.h5", "150", hsize_t(1) << 27);
+  const std::string index = " --index " + (dir.parent_path() / "huge.sqlite").string();
+  const Run r = sluice::monitor::test::run_report_cli(
+      dir.parent_path(), "cluster --dir " + dir.string() + kDays + index + " --format json",
+      "ulimit -v 1048576 && env -u SLUICE_TELEMETRY_DIR");
+  BOOST_TEST_REQUIRE(r.status == 0, r.err);
+  const json j = json::parse(r.out);
+  BOOST_TEST(j.at("totals").at("jobs") == 1);
+  BOOST_TEST_REQUIRE(j.at("skipped").size() == 1u);
+  const std::string reason = j.at("skipped").at(0).at("reason");
+  BOOST_TEST(j.at("skipped").at(0).at("path") == (dir / "job-150.h5").string());
+  BOOST_TEST(has(reason, (dir / "job-150.h5").string()), reason);
+  BOOST_TEST(has(reason, "/ranks/0/series/t_s: declares 134217728 values"), reason);
+}
+
+BOOST_AUTO_TEST_CASE(user_controlled_text_is_escaped_in_text_reports) {
+  // A file name and a host name with a newline and a terminal escape (ESC [ 31 m).
+  const fs::path dir = fresh_cluster_dir("escape");
+  JobSpec j = spec(149, "alice", "ml", 10, {90, 90});
+  j.nodes = {"evil\n\x1b[31mred"};
+  write_job(dir, j);
+  std::ofstream(dir / "job-7\n\x1b[31mforged.h5") << "not an HDF5 file";
+  const std::string index = " --index " + (dir.parent_path() / "escape.sqlite").string();
+  Run r = cli("cluster --dir " + dir.string() + kDays + index);
+  BOOST_TEST_REQUIRE(r.status == 0, r.err);
+  BOOST_TEST(!has(r.out, "\x1b"), r.out);
+  BOOST_TEST(has(r.out, "job-7\\x0a\\x1b[31mforged.h5"), r.out);
+  r = cli("job 149 --no-sacct --dir " + dir.string());
+  BOOST_TEST_REQUIRE(r.status == 0, r.err);
+  BOOST_TEST(!has(r.out, "\x1b"), r.out);
+  BOOST_TEST(!has(r.out, "evil\n"), r.out);
+  BOOST_TEST(has(r.out, "evil\\x0a\\x1b[31mred"), r.out);
+  // JSON keeps the bytes (escaped by JSON itself); HTML escapes markup.
+  r = cli("job 149 --no-sacct --format json --dir " + dir.string());
+  BOOST_TEST_REQUIRE(r.status == 0, r.err);
+  BOOST_TEST(json::parse(r.out).at("hosts").at(0) == "evil\n\x1b[31mred");
+  BOOST_TEST(!has(r.out, "\x1b"));
 }

@@ -187,7 +187,7 @@ BOOST_AUTO_TEST_CASE(the_epilog_removes_only_this_jobs_metrics_files) {
   fs::create_directory(t.path / "victim");
   touch(t.path / "victim" / "keep");
   fs::create_symlink(t.path / "victim" / "keep", t.path / "sluice_job_17_rank5.prom");  // the link goes, not its target
-  BOOST_TEST(remove_job_metrics(config, 17) == 4u);
+  BOOST_TEST(remove_job_metrics(config, 17, ::geteuid()) == 4u);
   for (const char* gone : {"sluice_job_17_rank0.prom", "sluice_job_17_rank12.prom", ".sluice_job_17_rank3.prom.tmp",
                            "sluice_job_17_rank5.prom"})
     BOOST_TEST(!fs::exists(fs::symlink_status(t.path / gone)), gone);
@@ -195,7 +195,14 @@ BOOST_AUTO_TEST_CASE(the_epilog_removes_only_this_jobs_metrics_files) {
                            "node.prom", "sluice_job_17_rank0.prom.bak", "sluice_job_17_rank9.prom", "victim/keep"})
     BOOST_TEST(fs::exists(t.path / kept), kept);
   PluginConfig off;
-  BOOST_TEST(remove_job_metrics(off, 17) == 0u);
+  // Another user's file of the job's name (the directory is shared) is not the job's to remove.
+  touch(t.path / "sluice_job_17_rank7.prom");
+  if (::geteuid() == 0 && ::chown((t.path / "sluice_job_17_rank7.prom").c_str(), 65534, 65534) == 0) {
+    BOOST_TEST(remove_job_metrics(config, 17, ::geteuid()) == 0u);
+    BOOST_TEST(fs::exists(t.path / "sluice_job_17_rank7.prom"));
+    BOOST_TEST(remove_job_metrics(config, 17, 65534) == 1u);  // the owner's own job: removed
+  }
+  BOOST_TEST(remove_job_metrics(off, 17, ::geteuid()) == 0u);
   config.prometheus_dir = (t.path / "missing").string();
-  BOOST_TEST(remove_job_metrics(config, 17) == 0u);  // nothing to clean
+  BOOST_TEST(remove_job_metrics(config, 17, ::geteuid()) == 0u);  // nothing to clean
 }

@@ -7,6 +7,12 @@
 // or the new one, never half a file. A checkpoint has complete = false; the final write of a
 // job that ended normally sets it. A truncated or damaged file (metadata and series carry
 // checksums) makes read_job_file throw JobFileError naming the file and the object at fault.
+//
+// Reads are bounded (JobFileLimits): the job files live in a directory every user can write
+// into, and the admin's reports read them all, so a file cannot make a read allocate more than
+// the file can hold. A dataset whose declared size is past those bounds, an attribute of more
+// than one value, or a string attribute past its maximum is refused with a JobFileLimitError
+// naming the file and the object, before anything of that size is allocated.
 #pragma once
 
 #include <sluice/common/error.hpp>
@@ -86,13 +92,43 @@ class JobFileError : public Error {
   std::string file_, object_;
 };
 
+// A job file refused because of what it declares (a dataset far larger than the bytes the file
+// stores for it, an attribute of many values, an oversized string): hostile or damaged.
+class JobFileLimitError : public JobFileError {
+ public:
+  using JobFileError::JobFileError;
+};
+
+// What one read_job_file may allocate (docs/telemetry.md, "Limits on what a report reads").
+// The writer stores every column chunked, shuffled and deflated; deflate cannot shrink data
+// more than about 1032:1, so a dataset declaring more than max_compression_ratio times the
+// bytes the file stores for it (H5Dget_storage_size, itself at most the file's size) does not
+// hold what it declares.
+struct JobFileLimits {
+  std::uint64_t max_dataset_bytes = std::uint64_t(256) << 20;  // one column (2^25 rows of 8 bytes)
+  std::uint64_t max_read_bytes = std::uint64_t(4) << 30;       // everything one read allocates
+  std::uint64_t max_chunk_bytes = std::uint64_t(64) << 20;     // one HDF5 chunk (the writer's: 32 KiB x GPUs)
+  std::uint64_t small_dataset_bytes = std::uint64_t(64) << 10; // below: no storage check
+  double max_compression_ratio = 2048;  // declared bytes per stored byte, per dataset and per file
+  std::size_t max_string_bytes = 4096;  // a string attribute (job id, host name, schema)
+};
+
+// Who wrote a job file and how large it is, from the descriptor the read used (fstat).
+struct JobFileOrigin {
+  std::uint32_t owner_uid = 0;
+  std::uint64_t size = 0;
+};
+
 // The file name for a job id: "job-<id>.h5", characters outside [A-Za-z0-9._-] as '_'.
 std::string job_file_name(const std::string& job_id);
 
 // Writes atomically (temporary file in the same directory, fsync, rename). Throws
 // JobFileError naming the path on failure; the temporary file is removed.
 void write_job_file(const std::filesystem::path& path, const JobTelemetry& job);
-// Reads and validates a job file. Throws JobFileError naming the file and the object at fault.
-JobTelemetry read_job_file(const std::filesystem::path& path);
+// Reads and validates a job file. Throws JobFileError naming the file and the object at fault
+// (JobFileLimitError: past LIMITS). A symbolic link or anything but a regular file is refused.
+// ORIGIN (when given) receives the file's owner and size, from the descriptor read.
+JobTelemetry read_job_file(const std::filesystem::path& path, JobFileOrigin* origin = nullptr,
+                           const JobFileLimits& limits = {});
 
 }  // namespace sluice::monitor
