@@ -33,7 +33,7 @@ std::int64_t now_unix_ms() {
 
 std::optional<staging::JobStageStatus> stage_status(const PluginConfig& config, std::uint64_t job_id) {
   try {
-    return staging::load_job_status(staging::job_status_path(config.bb_root, job_id));
+    return staging::load_job_state(config.bb_root, job_id);  // root's own, never the user's view
   } catch (const std::exception&) {
     return std::nullopt;  // already reported by the staging code
   }
@@ -45,7 +45,7 @@ void write_record(const PluginConfig& config, const monitor::NodeJobRecord& r, c
     write_job_record(config, r);
   } catch (const std::exception& e) {
     slurm_error("sluice: job %llu: cannot write the job record at %s: %s", static_cast<unsigned long long>(r.job_id),
-                when, e.what());
+                when, escape_text(e.what()).c_str());
   }
 }
 
@@ -70,27 +70,26 @@ int job_prolog(spank_t) {
     prolog_stage(config, job, request_error.empty() ? staging : JobStaging{});
   } catch (const std::exception& e) {
     slurm_error("sluice: job %llu: cannot prepare the burst buffer under %s: %s",
-                static_cast<unsigned long long>(job.job_id), config.bb_root.c_str(), e.what());
+                static_cast<unsigned long long>(job.job_id), config.bb_root.c_str(), escape_text(e.what()).c_str());
     bb_ready = false;
   }
   if (bb_ready && !request_error.empty()) {
     // The tasks read this status and fail with the reason; a status that cannot be written
     // is the node's fault, logged like the others above.
     try {
-      std::optional<staging::JobStageStatus> s =
-          staging::load_job_status(staging::job_status_path(config.bb_root, job.job_id));
-      if (!s) throw Error("the staging status record is missing");
+      std::optional<staging::JobStageStatus> s = staging::load_job_state(config.bb_root, job.job_id);
+      if (!s) throw Error("the staging state record is missing");
       s->phase = staging::StagePhase::Failed;
       s->error = "bad staging request: " + request_error;
-      staging::save_job_status(config.bb_root, *s);
+      staging::save_job_state(config.bb_root, *s);
     } catch (const std::exception& e) {
       slurm_error("sluice: job %llu: cannot record its bad staging request (%s): %s",
-                  static_cast<unsigned long long>(job.job_id), request_error.c_str(), e.what());
+                  static_cast<unsigned long long>(job.job_id), escape_text(request_error).c_str(), escape_text(e.what()).c_str());
     }
   }
   const auto status = bb_ready ? stage_status(config, job.job_id) : std::nullopt;
   if (status && status->phase == staging::StagePhase::Failed)
-    slurm_error("sluice: job %llu: %s", static_cast<unsigned long long>(job.job_id), status->error.c_str());
+    slurm_error("sluice: job %llu: %s", static_cast<unsigned long long>(job.job_id), escape_text(status->error).c_str());
   monitor::NodeJobRecord record = node_record_from_env(process_env, job, started);
   if (status) add_stage_in(record, *status);
   write_record(config, record, "its start");
@@ -105,7 +104,7 @@ int job_epilog(spank_t) {
     staging = job_staging_from_env(process_env);
   } catch (const std::exception& e) {
     slurm_error("sluice: job %llu: bad staging request, nothing staged out: %s",
-                static_cast<unsigned long long>(job.job_id), e.what());
+                static_cast<unsigned long long>(job.job_id), escape_text(e.what()).c_str());
   }
   monitor::NodeJobRecord record =
       load_start_record(config, job, node_record_from_env(process_env, job, now_unix_ms()));
@@ -118,7 +117,7 @@ int job_epilog(spank_t) {
     failure = std::string("staging at job end: ") + e.what();  // logged, never drains the node
   }
   if (!failure.empty())
-    slurm_error("sluice: job %llu: %s", static_cast<unsigned long long>(job.job_id), failure.c_str());
+    slurm_error("sluice: job %llu: %s", static_cast<unsigned long long>(job.job_id), escape_text(failure).c_str());
   if (const auto after = stage_status(config, job.job_id)) add_stage_out(record, *after);
   add_job_end(record, process_env, now_unix_ms());
   write_record(config, record, "its end");
@@ -127,7 +126,7 @@ int job_epilog(spank_t) {
     if (const std::size_t n = remove_job_metrics(config, job.job_id, job.uid))
       slurm_debug("sluice: job %llu: removed %zu Prometheus file(s) left behind", static_cast<unsigned long long>(job.job_id), n);
   } catch (const std::exception& e) {
-    slurm_error("sluice: job %llu: %s", static_cast<unsigned long long>(job.job_id), e.what());
+    slurm_error("sluice: job %llu: %s", static_cast<unsigned long long>(job.job_id), escape_text(e.what()).c_str());
   }
   return 0;
 }

@@ -97,7 +97,10 @@ int place_task(spank_t sp, const PluginState& s) {
 }
 
 // The job's burst buffer on this node: exported to every step's tasks; a failed stage-in
-// (recorded by the prolog) fails them. The extern step runs no user code.
+// (recorded by the prolog) fails them. The extern step runs no user code. user_init runs
+// with the job's uid, so this reads the user's view of the status (root's state is root's
+// alone): it decides only what this job's own tasks see, and the burst buffer's path is
+// the site's (bb_root/job_ID), never the file's.
 void prepare_staging(spank_t sp, PluginState& s) {
   std::uint32_t step = 0;
   std::uint32_t job_id = 0;
@@ -124,10 +127,10 @@ void prepare_staging(spank_t sp, PluginState& s) {
   auto set = [&](const char* name, const std::string& value) {
     if (spank_setenv(sp, name, value.c_str(), 1) != ESPANK_SUCCESS) throw Error(std::string("cannot set ") + name);
   };
-  set("SLUICE_BB", status->bb_dir);
+  set("SLUICE_BB", job_bb_dir(s.config, job_id));
   set("SLUICE_STAGE_STATUS", path);
-  set("SLUICE_STAGE_MODE", status->mode);
-  if (status->phase == staging::StagePhase::Failed && !status->stage_out_failed) s.stage_failure = status->error;
+  set(kStageModeVar, status->mode == "async" ? "async" : "sync");
+  if (status->phase == staging::StagePhase::Failed && !status->stage_out_failed) s.stage_failure = escape_text(status->error);
 }
 
 // Where the job's telemetry goes (plugstack.conf): the runtime's job file writer and
@@ -150,7 +153,7 @@ int remote_user_init(spank_t sp) {
   export_telemetry_dirs(sp, s.config);
   prepare_staging(sp, s);
   if (!s.stage_failure.empty()) {
-    slurm_error("sluice: %s", s.stage_failure.c_str());
+    slurm_error("sluice: %s", escape_text(s.stage_failure).c_str());
     return 0;  // each task fails in task_init (srun would exit 0 on a user_init failure)
   }
   if (s.policy() == Policy::none || !is_task_step(sp)) return 0;
@@ -159,7 +162,7 @@ int remote_user_init(spank_t sp) {
   } catch (const std::exception& e) {
     // Said once here; each task then fails in task_init (see PluginState::failure).
     s.failure = e.what();
-    slurm_error("sluice: cannot place this step's tasks: %s", e.what());
+    slurm_error("sluice: cannot place this step's tasks: %s", escape_text(e.what()).c_str());
   }
   return 0;
 }
@@ -168,7 +171,7 @@ int remote_task_init(spank_t sp) {
   PluginState& s = state();
   if (!s.stage_failure.empty()) {
     // In the task, stderr is the job's: the user reads why in the job's error file.
-    std::fprintf(stderr, "sluice: this job's stage-in failed on this node: %s\n", s.stage_failure.c_str());
+    std::fprintf(stderr, "sluice: this job's stage-in failed on this node: %s\n", escape_text(s.stage_failure).c_str());
     return -1;
   }
   if (!s.failure.empty()) return -1;  // required: the task exits 1; optional: it runs unplaced

@@ -8,13 +8,17 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <poll.h>
+#include <sys/signalfd.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <limits>
 #include <cstring>
 #include <cerrno>
 #include <chrono>
@@ -44,6 +48,24 @@ std::vector<std::pair<std::string, std::string>> job_control_env(const JobStagin
   return env;
 }
 
+std::size_t request_bytes(const JobStaging& staging) {
+  std::size_t n = 0;
+  for (const auto& s : staging.in) n += staging::to_string(s).size() + 1;
+  for (const auto& s : staging.out) n += staging::to_string(s).size() + 1;
+  return n;
+}
+
+void check_request_size(const JobStaging& staging) {
+  const std::size_t n = request_bytes(staging);
+  if (n <= kMaxRequestBytes) return;
+  throw InvalidArgument("the staging request (" + std::to_string(staging.in.size()) + " --stage-in and " +
+                        std::to_string(staging.out.size()) + " --stage-out specs, one line each) is " + std::to_string(n) +
+                        " bytes; at most " + std::to_string(kMaxRequestBytes) + " bytes (" +
+                        std::to_string(kMaxRequestBytes / 1024) +
+                        " KiB) can be passed to the job's nodes: stage whole directories rather than their files, or "
+                        "shorten the paths");
+}
+
 bool parse_stage_mode_async(const std::string& mode) {
   if (mode == "sync") return false;
   if (mode == "async") return true;
@@ -62,6 +84,7 @@ JobStaging job_staging_from_env(const GetEnv& getenv) {
     if (s.out.size() > staging::kMaxSpecs) throw InvalidArgument("more than " + std::to_string(staging::kMaxSpecs) + " --stage-out specs");
   }
   if (auto mode = var(kStageModeVar)) s.async = parse_stage_mode_async(*mode);
+  check_request_size(s);
   return s;
 }
 
@@ -149,6 +172,8 @@ void make_user_dir(int at, const std::string& name, const std::string& shown, ui
     throw SystemError("cannot hand " + quote_input(shown) + " to uid " + std::to_string(uid), errno);
 }
 
+using Clock = std::chrono::steady_clock;
+
 std::uint64_t process_start_ticks(pid_t pid) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
   std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
@@ -161,10 +186,40 @@ std::uint64_t process_start_ticks(pid_t pid) {
   return 0;
 }
 
-bool same_process_alive(std::int64_t pid, std::uint64_t start) {
-  if (pid <= 0) return false;
-  if (::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH) return false;
-  return process_start_ticks(static_cast<pid_t>(pid)) == start;
+// True once FD (a pidfd) says its process exited, or after TIMEOUT without that.
+bool wait_pidfd(int fd, std::chrono::milliseconds timeout) {
+  const auto until = Clock::now() + timeout;
+  for (;;) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - Clock::now()).count();
+    pollfd p{fd, POLLIN, 0};
+    const int rc = ::poll(&p, 1, static_cast<int>(std::max<long long>(left, 0)));
+    if (rc > 0) return true;
+    if (rc == 0 || (rc < 0 && errno != EINTR)) return false;
+  }
+}
+
+// Stops the async supervisor the prolog started, named by root's own state (never by the
+// user's view): a pidfd pins the process, and it is ours only if its start time is the one
+// the supervisor recorded for itself. SIGTERM makes it stop its stager's process group
+// (SIGTERM, SIGCONT, SIGKILL after a grace) and record that; SIGKILL is the fallback, and
+// its stager then dies with it (PR_SET_PDEATHSIG). Returns once it is gone or after ~40 s.
+void stop_supervisor(const JobStageStatus& state) {
+  if (state.stager_pid <= 1 || state.stager_pid > std::numeric_limits<pid_t>::max()) return;
+  const pid_t pid = static_cast<pid_t>(state.stager_pid);
+  const long raw = ::syscall(SYS_pidfd_open, pid, 0);
+  if (raw < 0) return;  // gone
+  UniqueFd pidfd(static_cast<int>(raw));
+  if (state.stager_start == 0 || process_start_ticks(pid) != state.stager_start) return;  // not ours (pid reused)
+  if (::syscall(SYS_pidfd_send_signal, pidfd.get(), SIGTERM, nullptr, 0) != 0) return;
+  if (wait_pidfd(pidfd.get(), std::chrono::seconds(30))) return;
+  ::syscall(SYS_pidfd_send_signal, pidfd.get(), SIGKILL, nullptr, 0);
+  wait_pidfd(pidfd.get(), std::chrono::seconds(10));
+}
+
+bool stop_requested(int stop_fd) {
+  if (stop_fd < 0) return false;
+  pollfd p{stop_fd, POLLIN, 0};
+  return ::poll(&p, 1, 0) > 0;
 }
 
 // --- The user's part: sluice-stage runs as the job's user ---------------------------
@@ -174,13 +229,33 @@ struct StageRun {
   const JobIdentity& job;
   UserCredentials user;
   JobStageStatus& status;
-  std::chrono::steady_clock::time_point last_save{};
+  Clock::time_point last_save{};
+  // The whole stage's end (stage_in_timeout / stage_out_timeout), and the knob that set it.
+  std::optional<Clock::time_point> deadline;
+  std::string deadline_setting;
+  unsigned deadline_s = 0;
+  int stop_fd = -1;  // the async supervisor's signalfd: the epilog asked it to stop
 
   void save(bool force) {
-    const auto now = std::chrono::steady_clock::now();
+    const auto now = Clock::now();
     if (!force && now - last_save < std::chrono::seconds(1)) return;
     last_save = now;
-    staging::save_job_status(config.bb_root, status);
+    staging::save_job_state(config.bb_root, status);
+  }
+
+  void set_deadline(unsigned seconds, const char* setting) {
+    deadline = Clock::now() + std::chrono::seconds(seconds);
+    deadline_s = seconds;
+    deadline_setting = setting;
+  }
+  unsigned seconds_left() const {
+    if (!deadline) return 3600;
+    const auto left = std::chrono::duration_cast<std::chrono::seconds>(*deadline - Clock::now()).count();
+    return static_cast<unsigned>(std::max<long long>(left, 1));
+  }
+  std::string deadline_reason() const {
+    return "did not finish within the site's time limit of " + std::to_string(deadline_s) + " s (" + deadline_setting +
+           " in plugstack.conf); stopped";
   }
 
   std::vector<std::string> env() const {
@@ -199,13 +274,19 @@ struct StageRun {
       args.push_back(std::to_string(config.stage_jobs));
     }
     const JobStageStatus base = status;
+    if (deadline && Clock::now() >= *deadline) return what + ": " + deadline_reason();
     UserProcess p;
     try {
-      p = spawn_as_user(user, {args, env(), "/", false});
+      UserProcessOptions options;
+      options.argv = args;
+      options.env = env();
+      options.own_process_group = true;  // stopped as a whole at the deadline or job end
+      options.die_with_parent = true;    // and with the prolog or supervisor, if that is killed
+      p = spawn_as_user(user, options);
     } catch (const std::exception& e) {
       return what + ": " + e.what();
     }
-    const int rc = p.wait([&](const std::string& line) {
+    auto on_line = [&](const std::string& line) {
       try {
         const auto j = nlohmann::json::parse(line);
         status.bytes_done = base.bytes_done + j.value("bytes_done", std::uint64_t{0});
@@ -217,7 +298,16 @@ struct StageRun {
       } catch (const std::exception&) {
         // Not a progress line (the user's tool is ours, but its output is not trusted).
       }
-    });
+    };
+    int rc = 0;
+    try {
+      rc = p.wait(on_line, deadline, stop_fd);
+    } catch (const DeadlineExceeded&) {
+      return what + ": " + deadline_reason();
+    } catch (const std::exception& e) {
+      return what + ": " + e.what();
+    }
+    if (p.stopped()) return what + ": stopped at job end";
     if (WIFEXITED(rc) && WEXITSTATUS(rc) == 0) return "";
     // sluice-stage's last stderr lines say what went wrong, naming the file.
     std::vector<std::string> lines;
@@ -228,7 +318,7 @@ struct StageRun {
     for (std::size_t i = lines.size() > 2 ? lines.size() - 2 : 0; i < lines.size(); ++i)
       reason += (reason.empty() ? "" : " ") + lines[i];
     if (reason.empty()) reason = "sluice-stage " + describe_wait_status(rc);
-    return what + ": " + reason;
+    return what + ": " + escape_text(reason);
   }
 };
 
@@ -248,7 +338,8 @@ void stage_in_all(StageRun& run, const JobStaging& staging) {
   const std::string bb = job_bb_dir(run.config, run.job.job_id);
   for (const staging::StageSpec& spec : staging.in) {
     std::string failure;
-    try {
+    if (stop_requested(run.stop_fd)) failure = "stage-in of " + staging::to_string(spec) + ": stopped at job end";
+    else try {
       failure = run.run(stage_in_args(run.config, run.job, bb, spec), "stage-in of " + staging::to_string(spec));
     } catch (const std::exception& e) {
       failure = "stage-in of " + staging::to_string(spec) + ": " + e.what();
@@ -267,8 +358,10 @@ void stage_in_all(StageRun& run, const JobStaging& staging) {
 }
 
 // Async: a root supervisor outside slurmd's process tree (double fork, own session) runs
-// the stage and keeps the status current; the prolog returns at once. SIGTERM (epilog)
-// reaches the whole session: sluice-stage stops cleanly, its manifest says what is ready.
+// the stage and keeps the state current; the prolog returns once the supervisor has
+// recorded itself (pid and start time) in root's state, so the epilog can find and verify
+// it. SIGTERM (the epilog) arrives on a signalfd: the supervisor stops its stager's process
+// group, records that, and exits.
 void start_async_stage_in(StageRun& run, const JobStaging& staging) {
   int fds[2];
   if (::pipe2(fds, O_CLOEXEC) != 0) throw SystemError("pipe2", errno);
@@ -279,16 +372,30 @@ void start_async_stage_in(StageRun& run, const JobStaging& staging) {
     rd.reset();
     ::setsid();
     const pid_t grandchild = ::fork();
-    if (grandchild != 0) {
-      (void)!::write(wr.get(), &grandchild, sizeof grandchild);
-      ::_exit(grandchild > 0 ? 0 : 1);
-    }
-    // The supervisor: no descriptor of slurmd's stays open, and SIGTERM is for its child.
+    if (grandchild != 0) ::_exit(grandchild > 0 ? 0 : 1);
+    // The supervisor: no descriptor of slurmd's stays open but the pipe to the prolog.
     UniqueFd devnull(::open("/dev/null", O_RDWR));
     for (int fd = 0; fd < 3; ++fd) ::dup2(devnull.get(), fd);
-    for (int fd = 3; fd < 1024; ++fd) ::close(fd);
-    ::signal(SIGTERM, SIG_IGN);
+    for (int fd = 3; fd < 1024; ++fd)
+      if (fd != wr.get()) ::close(fd);
+    (void)devnull.release();
     ::signal(SIGHUP, SIG_IGN);
+    sigset_t stop;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGTERM);
+    sigaddset(&stop, SIGINT);
+    ::sigprocmask(SIG_BLOCK, &stop, nullptr);
+    run.stop_fd = ::signalfd(-1, &stop, SFD_CLOEXEC);
+    const pid_t self = ::getpid();
+    run.status.stager_pid = self;
+    run.status.stager_start = process_start_ticks(self);
+    try {
+      run.save(true);
+    } catch (...) {
+      ::_exit(1);
+    }
+    (void)!::write(wr.get(), &self, sizeof self);
+    wr.reset();
     try {
       stage_in_all(run, staging);
     } catch (...) {
@@ -296,17 +403,13 @@ void start_async_stage_in(StageRun& run, const JobStaging& staging) {
     ::_exit(0);
   }
   wr.reset();
-  pid_t grandchild = -1;
-  while (::read(rd.get(), &grandchild, sizeof grandchild) < 0 && errno == EINTR) {
+  pid_t supervisor = -1;
+  ssize_t got;
+  while ((got = ::read(rd.get(), &supervisor, sizeof supervisor)) < 0 && errno == EINTR) {
   }
   while (::waitpid(child, nullptr, 0) < 0 && errno == EINTR) {
   }
-  if (grandchild <= 0) throw Error("could not start the async stage-in");
-  run.status.stager_pid = grandchild;
-  run.status.stager_start = process_start_ticks(grandchild);
-  // The supervisor may already have finished and written its result: keep that one.
-  auto current = staging::load_job_status(staging::job_status_path(run.config.bb_root, run.job.job_id));
-  if (current && current->phase == StagePhase::StagingIn) run.save(true);
+  if (got != sizeof supervisor || supervisor <= 0) throw Error("could not start the async stage-in");
 }
 
 // Status records of jobs long gone (their burst buffer removed) would pile up, one per job
@@ -317,6 +420,7 @@ void prune_old_status(int bb_root) {
   std::unique_ptr<DIR, int (*)(DIR*)> listing(::fdopendir(::fcntl(dir.get(), F_DUPFD_CLOEXEC, 0)), ::closedir);
   if (!listing) return;
   const std::time_t cutoff = std::time(nullptr) - 7 * 24 * 3600;
+  UniqueFd state(::openat(bb_root, staging::kStateDirName, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
   while (const dirent* e = ::readdir(listing.get())) {
     const std::string name = e->d_name;
     if (name.rfind("job_", 0) != 0 || name.size() < 10 || name.compare(name.size() - 5, 5, ".json") != 0) continue;
@@ -325,6 +429,7 @@ void prune_old_status(int bb_root) {
     const std::string job_dir = name.substr(0, name.size() - 5);
     struct stat bb {};
     if (::fstatat(bb_root, job_dir.c_str(), &bb, AT_SYMLINK_NOFOLLOW) == 0) continue;  // results kept: keep the record
+    if (state) ::unlinkat(state.get(), name.c_str(), 0);
     ::unlinkat(dir.get(), name.c_str(), 0);
   }
 }
@@ -366,10 +471,11 @@ void prolog_stage(const PluginConfig& config, const JobIdentity& job, const JobS
   status.bb_dir = job_bb_dir(config, job.job_id);
   status.mode = staging.async ? "async" : "sync";
   status.phase = staging.in.empty() ? StagePhase::Ready : StagePhase::StagingIn;
-  staging::save_job_status(config.bb_root, status);
+  staging::save_job_state(config.bb_root, status);
   if (staging.in.empty()) return;
 
-  StageRun run{config, job, {}, status};
+  StageRun run{config, job, {}, status, {}, std::nullopt, {}, 0, -1};
+  run.set_deadline(config.stage_in_timeout_s, "stage_in_timeout");
   try {
     run.user = lookup_user(job.uid, job.gid);
   } catch (const std::exception& e) {
@@ -385,25 +491,30 @@ void prolog_stage(const PluginConfig& config, const JobIdentity& job, const JobS
 }
 
 std::string epilog_stage(const PluginConfig& config, const JobIdentity& job, const JobStaging& staging) {
-  const std::string status_path = staging::job_status_path(config.bb_root, job.job_id);
-  std::optional<JobStageStatus> loaded = staging::load_job_status(status_path);
+  // Root's own state only: the user's view (.status) is theirs to rewrite.
+  std::optional<JobStageStatus> loaded = staging::load_job_state(config.bb_root, job.job_id);
   if (!loaded) return "";  // the prolog made no burst buffer here (or it was removed)
-  JobStageStatus status = *loaded;
-
-  // An async stage-in still running: stop it (its manifest keeps what is complete).
-  if (same_process_alive(status.stager_pid, status.stager_start)) {
-    ::kill(-static_cast<pid_t>(status.stager_pid), SIGTERM);
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-    while (same_process_alive(status.stager_pid, status.stager_start) && std::chrono::steady_clock::now() < deadline)
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    if (same_process_alive(status.stager_pid, status.stager_start)) ::kill(-static_cast<pid_t>(status.stager_pid), SIGKILL);
+  // An async stage-in still running: stop it (its manifest keeps what is complete), then
+  // read what the supervisor recorded last.
+  if (loaded->stager_pid > 0) {
+    stop_supervisor(*loaded);
+    if (auto after = staging::load_job_state(config.bb_root, job.job_id)) loaded = after;
   }
+  JobStageStatus status = *loaded;
   status.stager_pid = 0;
+  status.stager_start = 0;
+  // The identity is the epilog's own (slurmd's environment), never the record's.
+  status.job_id = job.job_id;
+  status.uid = job.uid;
+  status.node = job.node;
+  status.bb_dir = job_bb_dir(config, job.job_id);
 
-  // No task ran here when stage-in failed: there is nothing to stage out.
-  const bool stage_in_failed = status.phase == StagePhase::Failed && !status.stage_out_failed;
+  // No task ran here when a sync stage-in failed: there is nothing to stage out. An async
+  // job's tasks ran whatever its stage-in did.
+  const bool stage_in_failed = status.phase == StagePhase::Failed && !status.stage_out_failed && status.mode != "async";
   const std::string stage_in_error = status.error;
-  StageRun run{config, job, {}, status};
+  StageRun run{config, job, {}, status, {}, std::nullopt, {}, 0, -1};
+  run.set_deadline(config.stage_out_timeout_s, "stage_out_timeout");
   const std::string bb = job_bb_dir(config, job.job_id);
   status.phase = StagePhase::StagingOut;
   status.bytes_done = status.bytes_total = status.files_done = status.files_total = 0;
@@ -417,8 +528,10 @@ std::string epilog_stage(const PluginConfig& config, const JobIdentity& job, con
   run.save(true);
   for (const staging::StageOutSpec& spec : staging.out) {
     if (!failure.empty() || stage_in_failed) break;
+    // A lock on the destination is waited for only as long as the stage-out may still take.
     failure = run.run({"out", spec.src == "." ? bb : bb + "/" + spec.src, expand_destination(spec.dst, job), "--if-exists",
-                       "--source-label", job.node.empty() ? "node" : job.node, "--wait-lock", "3600"},
+                       "--source-label", job.node.empty() ? "node" : job.node, "--wait-lock",
+                       std::to_string(run.seconds_left())},
                       "stage-out of " + staging::to_string(spec));
   }
   if (!failure.empty()) {
@@ -429,6 +542,8 @@ std::string epilog_stage(const PluginConfig& config, const JobIdentity& job, con
     return status.error;
   }
 
+  // Removing the burst buffer has its own short bound: it is root's cleanup, not the user's.
+  run.set_deadline(std::max(run.seconds_left(), 60u), "stage_out_timeout");
   // Stage-out done: root removes the directory it created once it is empty. A job that
   // left files there has them removed by the user (no symlink is followed) first; most
   // jobs without staging leave it empty and cost no process.

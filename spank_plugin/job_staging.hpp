@@ -41,6 +41,16 @@ inline constexpr const char* kStageModeVar = "SLUICE_STAGE_MODE";  // sync | asy
 
 using GetEnv = std::function<std::optional<std::string>(const std::string&)>;
 
+// The staging request's canonical text (every spec, one line each, --stage-in and
+// --stage-out together) must fit this: slurmd passes it to slurmstepd in the environment,
+// where one string over 128 KiB (MAX_ARG_STRLEN) makes the exec fail, the prolog fail and
+// the node drain. Half that leaves room for the SPANK_ prefix and Slurm's own variables.
+inline constexpr std::size_t kMaxRequestBytes = 64 * 1024;
+// The request's size as the prolog will receive it.
+std::size_t request_bytes(const JobStaging& staging);
+// Throws InvalidArgument saying the size and the limit when STAGING is over it.
+void check_request_size(const JobStaging& staging);
+
 // The job control variables for STAGING (name, value), without the SPANK_ prefix.
 std::vector<std::pair<std::string, std::string>> job_control_env(const JobStaging& staging);
 // Reads them back (SPANK_ prefix) and parses every spec again: the values came from the

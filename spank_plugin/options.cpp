@@ -36,7 +36,7 @@ int staging_option(const char* name, const char* optarg, F&& apply) noexcept {
     apply(std::string(optarg ? optarg : ""));
     return 0;
   } catch (const std::exception& e) {
-    slurm_error("sluice: --%s: %s", name, e.what());
+    slurm_error("sluice: --%s: %s", name, escape_text(e.what()).c_str());
   } catch (...) {
     slurm_error("sluice: --%s: unexpected failure", name);
   }
@@ -50,6 +50,7 @@ int on_stage_in(int, const char* optarg, int) noexcept {
       if (in.size() >= staging::kMaxSpecs) throw InvalidArgument("more than " + std::to_string(staging::kMaxSpecs) + " specs");
       in.push_back(std::move(spec));
     }
+    check_request_size(state().staging);  // here, where the user typed it, not at the node
   });
 }
 
@@ -58,6 +59,7 @@ int on_stage_out(int, const char* optarg, int) noexcept {
     auto& out = state().staging.out;
     if (out.size() >= staging::kMaxSpecs) throw InvalidArgument("more than " + std::to_string(staging::kMaxSpecs) + " specs");
     out.push_back(staging::parse_out_spec(v));
+    check_request_size(state().staging);
   });
 }
 
@@ -97,6 +99,12 @@ spank_option options[] = {
 int allocator_post_opt(spank_t sp) {
   const JobStaging& staging = state().staging;
   if (staging.empty()) return 0;
+  try {
+    check_request_size(staging);
+  } catch (const std::exception& e) {
+    slurm_error("sluice: %s", e.what());
+    return -1;
+  }
   for (const auto& [name, value] : job_control_env(staging)) {
     if (spank_job_control_setenv(sp, name.c_str(), value.c_str(), 1) != ESPANK_SUCCESS) {
       slurm_error("sluice: cannot pass the staging request to the job (%s, %zu bytes)", name.c_str(), value.size());

@@ -21,6 +21,17 @@ std::string default_stage_tool() {
   return SLUICE_STAGE_TOOL_DEFAULT;
 }
 
+unsigned parse_duration_s(const std::string& text, const std::string& what) {
+  std::size_t digits = 0;
+  while (digits < text.size() && digits < 9 && text[digits] >= '0' && text[digits] <= '9') ++digits;
+  const std::string unit = text.substr(digits);
+  const unsigned long long scale = unit == "" || unit == "s" ? 1 : unit == "m" ? 60 : unit == "h" ? 3600 : 0;
+  const unsigned long long value = digits ? std::stoull(text.substr(0, digits)) * scale : 0;
+  if (digits == 0 || scale == 0 || value < 1 || value > 7ull * 24 * 3600)
+    throw InvalidArgument(what + "=" + quote_input(text) + " must be a duration from 1 s to 7 days (90, 90s, 15m, 2h)");
+  return static_cast<unsigned>(value);
+}
+
 PluginConfig parse_plugin_args(const std::vector<std::string>& args) {
   PluginConfig c;
   for (const std::string& a : args) {
@@ -68,10 +79,14 @@ PluginConfig parse_plugin_args(const std::vector<std::string>& args) {
       if (used != value.size() || n < 1 || n > 256)
         throw InvalidArgument("plugstack.conf argument stage_jobs=" + value + " must be a number from 1 to 256");
       c.stage_jobs = static_cast<unsigned>(n);
+    } else if (key == "stage_in_timeout" || key == "stage_out_timeout") {
+      (key == "stage_in_timeout" ? c.stage_in_timeout_s : c.stage_out_timeout_s) =
+          parse_duration_s(value, "plugstack.conf argument " + key);
     } else {
       throw InvalidArgument("unknown plugstack.conf argument '" + a +
                             "' (valid: default_policy=, topology_xml=, cpu_emulation=, nics=, exclude_nics=, run_dir=, "
-                            "bb_root=, cache_max=, stage_tool=, stage_jobs=, telemetry_dir=, prometheus_dir=)");
+                            "bb_root=, cache_max=, stage_tool=, stage_jobs=, stage_in_timeout=, stage_out_timeout=, "
+                            "telemetry_dir=, prometheus_dir=)");
     }
   }
   return c;

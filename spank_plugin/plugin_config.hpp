@@ -34,6 +34,11 @@ struct PluginConfig {
   std::uint64_t cache_max = 0;           // bytes of each user's node cache; 0: no cache
   std::string stage_tool = default_stage_tool();  // sluice-stage, run as the job's user
   unsigned stage_jobs = 0;               // copy workers per stage; 0: sluice-stage's default
+  // Deadlines (seconds) of a node's whole stage-in and stage-out: then the stage is stopped;
+  // stage-in fails the job with the reason, stage-out keeps the files and records it. Keep
+  // them under slurm.conf's PrologEpilogTimeout, or slurmd drains the node first.
+  unsigned stage_in_timeout_s = 3600;
+  unsigned stage_out_timeout_s = 3600;
 
   // Telemetry (docs/telemetry.md). telemetry_dir: shared directory of the job files (written by
   // the jobs, exported as SLUICE_TELEMETRY_DIR) and of records/ (the job records root writes).
@@ -45,5 +50,8 @@ struct PluginConfig {
 // Parses "key=value" arguments; throws InvalidArgument naming the bad argument and
 // listing the valid keys.
 PluginConfig parse_plugin_args(const std::vector<std::string>& args);
+
+// "90", "90s", "15m", "2h": seconds, from 1 s to 7 days. Throws InvalidArgument naming WHAT.
+unsigned parse_duration_s(const std::string& text, const std::string& what);
 
 }  // namespace sluice::spank

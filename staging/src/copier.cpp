@@ -130,7 +130,11 @@ class Stage {
       const int err = errno;
       if (err == EINTR) continue;
       if (err != EWOULDBLOCK || Clock::now() >= deadline || (req_.cancel && req_.cancel->load()))
-        throw SystemError("lock " + root_name_ + " (is another sluice-stage writing into it?)", err);
+        throw SystemError("cannot lock the destination " + escape_text(root_name_) + " within " +
+                              std::to_string(std::chrono::duration_cast<std::chrono::seconds>(req_.lock_wait).count()) +
+                              " s (another process holds a flock on it: another sluice-stage writing into it, or any "
+                              "process that can open it)",
+                          err);
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
   }
@@ -526,6 +530,9 @@ class Stage {
   // complete); one that is ours goes through a temporary and a rename. With verify, it is
   // re-hashed before it counts. Falls back to a copy when the entry vanished or fails.
   void link_cached(Worker& w, PlannedFile& f) {
+    // The cache is root's and shared by the user's jobs: a hit is served only if the user
+    // can open the source now (a group removed since leaves the ctime unchanged).
+    (void)open_source(f);
     const std::shared_ptr<const UniqueFd> dir = dir_of(w, f);
     const std::string final_name = base_of(f.rel);
     const bool direct = !f.replace;

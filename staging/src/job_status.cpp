@@ -124,4 +124,45 @@ void save_job_status(const std::string& bb_root, const JobStageStatus& status) {
                   static_cast<uid_t>(status.uid));
 }
 
+namespace {
+std::string state_dir(const std::string& bb_root) { return bb_root + "/" + kStateDirName; }
+std::string record_name(std::uint64_t job_id) { return "job_" + std::to_string(job_id) + ".json"; }
+}  // namespace
+
+void save_job_state(const std::string& bb_root, const JobStageStatus& status) {
+  const std::string dir = state_dir(bb_root);
+  UniqueFd dfd = open_owned_dir(dir, "the staging state directory", /*private_dir=*/true);
+  JobStageStatus copy = status;
+  copy.updated_unix = static_cast<std::int64_t>(std::time(nullptr));
+  replace_file_at(dfd.get(), dir, record_name(status.job_id), copy.to_json(), 0600);
+  // The user's view never names the supervisor's start time: nothing of it is for users.
+  copy.stager_start = 0;
+  save_job_status(bb_root, copy);
+}
+
+std::optional<JobStageStatus> load_job_state(const std::string& bb_root, std::uint64_t job_id) {
+  const std::string dir = state_dir(bb_root);
+  UniqueFd dfd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (!dfd) {
+    if (errno == ENOENT) return std::nullopt;
+    throw SystemError("cannot open the staging state directory " + quote_input(dir), errno);
+  }
+  struct stat st {};
+  if (::fstat(dfd.get(), &st) != 0) throw SystemError("cannot stat " + quote_input(dir), errno);
+  if (st.st_uid != ::geteuid() || (st.st_mode & 077) != 0)
+    throw Error("the staging state directory " + quote_input(dir) + " must belong to uid " +
+                std::to_string(::geteuid()) + " with mode 0700; not trusted");
+  const auto text = read_owned_file(dfd.get(), dir, record_name(job_id), kMaxStatusBytes);
+  if (!text) return std::nullopt;
+  const std::string origin = dir + "/" + record_name(job_id);
+  JobStageStatus s = JobStageStatus::from_json(*text, origin);
+  if (s.job_id != job_id) throw Error(origin + " names job " + std::to_string(s.job_id) + "; not trusted");
+  return s;
+}
+
+void remove_job_state(const std::string& bb_root, std::uint64_t job_id) {
+  ::unlink((state_dir(bb_root) + "/" + record_name(job_id)).c_str());
+  ::unlink(job_status_path(bb_root, job_id).c_str());
+}
+
 }  // namespace sluice::staging

@@ -18,6 +18,7 @@
 
 #include <atomic>
 #include <cerrno>
+#include <sys/prctl.h>
 #include <charconv>
 #include <cstdio>
 #include <cstdlib>
@@ -166,19 +167,21 @@ int run_status(const std::string& job_arg, const std::string& bb_root_arg, bool 
   if (st->stage_out_failed) results = "kept in " + st->bb_dir + " (stage-out failed; copy them out by hand)";
   else if (st->phase == StagePhase::Done) results = "copied out; " + st->bb_dir + " removed";
   else if (st->phase == StagePhase::Failed) results = "kept in " + st->bb_dir;
-  std::printf("job %llu on %s (uid %u)\n", static_cast<unsigned long long>(st->job_id), st->node.c_str(), st->uid);
+  // The record's text (paths, the error) came from files the user named: escaped.
+  using sluice::escape_text;
+  std::printf("job %llu on %s (uid %u)\n", static_cast<unsigned long long>(st->job_id), escape_text(st->node).c_str(), st->uid);
   std::printf("  %-9s %s\n", "phase", std::string(sluice::staging::to_string(st->phase)).c_str());
-  std::printf("  %-9s %s%s\n", "mode", st->mode.c_str(),
+  std::printf("  %-9s %s%s\n", "mode", escape_text(st->mode).c_str(),
               st->stager_pid > 0 ? fmt::format(" (stage-in running in pid {})", st->stager_pid).c_str() : "");
-  std::printf("  %-9s %s\n", "bb dir", st->bb_dir.c_str());
+  std::printf("  %-9s %s\n", "bb dir", escape_text(st->bb_dir).c_str());
   std::printf("  %-9s %s of %s%s\n", "bytes", human_bytes(static_cast<double>(st->bytes_done)).c_str(),
               human_bytes(static_cast<double>(st->bytes_total)).c_str(), percent(st->bytes_done, st->bytes_total).c_str());
   std::printf("  %-9s %llu of %llu%s\n", "files", static_cast<unsigned long long>(st->files_done),
               static_cast<unsigned long long>(st->files_total), percent(st->files_done, st->files_total).c_str());
   std::printf("  %-9s %.0f MB/s over %.1f s\n", "rate", rate, st->seconds);
   std::printf("  %-9s %s\n", "updated", format_time(st->updated_unix).c_str());
-  std::printf("  %-9s %s\n", "error", st->error.empty() ? "-" : st->error.c_str());
-  std::printf("  %-9s %s\n", "results", results.c_str());
+  std::printf("  %-9s %s\n", "error", st->error.empty() ? "-" : escape_text(st->error).c_str());
+  std::printf("  %-9s %s\n", "results", escape_text(results).c_str());
   return 0;
 }
 
@@ -208,6 +211,9 @@ void print_cache_stats(const std::string& dir, const sluice::staging::CacheStats
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Run by the plugin as the job's user: that user must not ptrace it (and steer what
+  // root's prolog records) or read its memory. Harmless when a user runs it by hand.
+  ::prctl(PR_SET_DUMPABLE, 0);
   CLI::App app{
       "sluice-stage: copy a job's data between the shared file system and node-local storage.\n"
       "Copies a file or a directory tree with parallel workers (big files in parallel chunks), writes every file\n"
@@ -378,10 +384,10 @@ int main(int argc, char** argv) {
       return 0;
     }
   } catch (const Usage& e) {
-    std::fprintf(stderr, "sluice-stage: %s\nRun with --help for more information.\n", e.what());
+    std::fprintf(stderr, "sluice-stage: %s\nRun with --help for more information.\n", sluice::escape_text(e.what()).c_str());
     return kExitUsage;
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "sluice-stage: %s\n", e.what());
+    std::fprintf(stderr, "sluice-stage: %s\n", sluice::escape_text(e.what()).c_str());
     return kExitFailure;
   }
 
@@ -393,11 +399,11 @@ int main(int argc, char** argv) {
   if (clean->parsed()) {
     try {
       const sluice::staging::CleanResult r = sluice::staging::clean_tree(clean_dir);
-      std::printf("sluice-stage: clean %s: removed %llu files and %llu directories\n", clean_dir.c_str(),
+      std::printf("sluice-stage: clean %s: removed %llu files and %llu directories\n", sluice::escape_text(clean_dir).c_str(),
                   static_cast<unsigned long long>(r.files), static_cast<unsigned long long>(r.dirs));
       return 0;
     } catch (const std::exception& e) {
-      std::fprintf(stderr, "sluice-stage: %s\n", e.what());
+      std::fprintf(stderr, "sluice-stage: %s\n", sluice::escape_text(e.what()).c_str());
       return 1;
     }
   }
@@ -412,7 +418,7 @@ int main(int argc, char** argv) {
     req.destination = dst;
     struct stat src_st {};
     if (if_exists && ::lstat(req.source.c_str(), &src_st) != 0 && errno == ENOENT) {
-      std::printf("sluice-stage: out %s: does not exist, nothing to copy\n", req.source.c_str());
+      std::printf("sluice-stage: out %s: does not exist, nothing to copy\n", sluice::escape_text(req.source).c_str());
       return 0;
     }
     std::optional<sluice::staging::cli::BeneathDestination> inside;
@@ -446,7 +452,7 @@ int main(int argc, char** argv) {
     sluice::staging::StageResult r = sluice::staging::stage_tree(req);
     printer.done();
     if (progress_json) json_progress(last_progress, true);
-    if (!r.note.empty()) std::fprintf(stderr, "sluice-stage: note: %s\n", r.note.c_str());
+    if (!r.note.empty()) std::fprintf(stderr, "sluice-stage: note: %s\n", sluice::escape_text(r.note).c_str());
     const double mbps = r.seconds > 0 ? static_cast<double>(r.bytes_copied) / r.seconds / 1e6 : 0;
     std::string extra;
     if (!req.cache_dir.empty())
@@ -455,7 +461,7 @@ int main(int argc, char** argv) {
       extra += fmt::format(", {} left to other shards (shard {}/{})", r.files_other_shards, req.shard_index, req.shard_count);
     std::printf("sluice-stage: %s %s -> %s: %llu files, copied %llu (%s), skipped %llu unchanged, repaired %llu%s, "
                 "in %.2f s (%.0f MB/s)\n",
-                out->parsed() ? "out" : "in", req.source.c_str(), dst.c_str(),
+                out->parsed() ? "out" : "in", sluice::escape_text(req.source).c_str(), sluice::escape_text(dst).c_str(),
                 static_cast<unsigned long long>(r.files), static_cast<unsigned long long>(r.files_copied),
                 human_bytes(static_cast<double>(r.bytes_copied)).c_str(),
                 static_cast<unsigned long long>(r.files_skipped), static_cast<unsigned long long>(r.files_repaired),
@@ -463,7 +469,7 @@ int main(int argc, char** argv) {
     return 0;
   } catch (const std::exception& e) {
     printer.done();
-    std::fprintf(stderr, "sluice-stage: %s\n", e.what());
+    std::fprintf(stderr, "sluice-stage: %s\n", sluice::escape_text(e.what()).c_str());
     return kExitFailure;
   }
 }

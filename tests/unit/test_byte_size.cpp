@@ -33,7 +33,8 @@ BOOST_AUTO_TEST_CASE(escape_text_keeps_names_but_no_control_bytes) {
   BOOST_TEST(escape_text("caf\xc3\xa9 \xe6\x97\xa5") == "caf\xc3\xa9 \xe6\x97\xa5");  // é, 日 kept
   BOOST_TEST(escape_text("evil\nsluice: forged \x1b[31mred") ==
              "evil\\x0asluice: forged \\x1b[31mred");
-  BOOST_TEST(escape_text("a\\b") == "a\\x5cb");              // backslash cannot fake an escape
+  BOOST_TEST(escape_text("a\\x0ab") == "a\\x0ab");  // idempotent on quote_input's output
+  BOOST_TEST(escape_text(escape_text("x\ny")) == "x\\x0ay");
   BOOST_TEST(escape_text("\xc2\x9b" "2J") == "\\xc2\\x9b2J");  // C1 CSI as UTF-8
   BOOST_TEST(escape_text("\x9b" "2J") == "\\x9b2J");           // raw 8-bit CSI
   BOOST_TEST(escape_text("\xc0\xaf") == "\\xc0\\xaf");        // overlong '/'

@@ -8,14 +8,19 @@
 
 #include <boost/test/unit_test.hpp>
 
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
+#include <cstdlib>
 #include <ctime>
 #include <fcntl.h>
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <sstream>
 
 namespace fs = std::filesystem;
 using namespace sluice;
@@ -210,4 +215,160 @@ BOOST_AUTO_TEST_CASE(week_old_records_of_removed_burst_buffers_are_pruned) {
   BOOST_TEST(fs::exists(status_dir / "job_2.json"));
   BOOST_TEST(fs::exists(status_dir / "job_3.json"));
   BOOST_TEST(fs::exists(status_dir / "job_42.json"));
+}
+
+namespace {
+// A stand-in for sluice-stage that never finishes (a user who SIGSTOPped theirs).
+fs::path write_stuck_tool(const fs::path& dir) {
+  const fs::path tool = dir / "stuck-stage";
+  std::ofstream(tool) << "#!/bin/sh\nexec sleep 300\n";
+  ::chmod(tool.c_str(), 0755);
+  return tool;
+}
+// Running (a zombie has exited: the container's init may be slow to reap it).
+bool process_exists(pid_t pid) {
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+  const auto paren = text.rfind(')');
+  return !text.empty() && paren != std::string::npos && text.compare(paren + 2, 1, "Z") != 0;
+}
+}  // namespace
+
+// The user owns their view of the status and may rewrite it: the epilog must read root's
+// state only, so a forged view neither names a process for root to signal nor redirects
+// another job's record.
+BOOST_AUTO_TEST_CASE(the_epilog_never_acts_on_the_users_view) {
+  if (!have_root()) {
+    BOOST_TEST_MESSAGE("skipped: needs root");
+    return;
+  }
+  Scratch s;
+  JobStaging none;
+  prolog_stage(s.config, s.job, none);
+  const fs::path view = staging::job_status_path(s.config.bb_root, s.job.job_id);
+  const fs::path state = fs::path(s.config.bb_root) / ".state" / "job_42.json";
+  struct stat st {};
+  BOOST_REQUIRE(::stat(state.c_str(), &st) == 0);
+  BOOST_TEST(st.st_uid == 0u);
+  BOOST_TEST((st.st_mode & 0777) == 0600u);
+  BOOST_REQUIRE(::stat(state.parent_path().c_str(), &st) == 0);
+  BOOST_TEST((st.st_mode & 0777) == 0700u);
+  // A root process group the attacker names, and another job they name.
+  const pid_t victim = ::fork();
+  if (victim == 0) {
+    ::setpgid(0, 0);
+    ::pause();
+    ::_exit(0);
+  }
+  ::setpgid(victim, victim);
+  staging::JobStageStatus forged = s.status();
+  forged.job_id = 7;
+  forged.uid = 0;
+  forged.bb_dir = "/tmp/attacker";
+  forged.stager_pid = victim;
+  {  // its real start time, as an attacker reads it from /proc
+    std::ifstream in("/proc/" + std::to_string(victim) + "/stat");
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::istringstream fields(text.substr(text.rfind(')') + 2));
+    std::string f;
+    for (int i = 3; i <= 22 && fields >> f; ++i) forged.stager_start = std::stoull(f);
+  }
+  ::chmod(view.c_str(), 0600);
+  std::ofstream(view, std::ios::trunc) << forged.to_json();
+  BOOST_TEST(epilog_stage(s.config, s.job, none) == "");
+  BOOST_TEST(process_exists(victim));
+  ::kill(victim, SIGKILL);
+  ::waitpid(victim, nullptr, 0);
+  BOOST_TEST(!fs::exists(staging::job_status_path(s.config.bb_root, 7)));
+  const staging::JobStageStatus after = s.status();
+  BOOST_TEST(after.job_id == 42u);
+  BOOST_TEST(after.uid == kNobody);
+  BOOST_TEST(after.bb_dir == s.bb().string());
+  BOOST_TEST((after.phase == StagePhase::Done));
+}
+
+// Root's state is trusted only when it is root's alone.
+BOOST_AUTO_TEST_CASE(root_state_that_others_could_write_is_refused) {
+  if (!have_root()) {
+    BOOST_TEST_MESSAGE("skipped: needs root");
+    return;
+  }
+  Scratch s;
+  prolog_stage(s.config, s.job, JobStaging{});
+  const fs::path state = fs::path(s.config.bb_root) / ".state" / "job_42.json";
+  ::chown(state.c_str(), kNobody, kNobody);
+  BOOST_CHECK_EXCEPTION(staging::load_job_state(s.config.bb_root, 42), Error, [](const Error& e) {
+    return std::string(e.what()).find("not trusted") != std::string::npos;
+  });
+  ::chown(state.c_str(), 0, 0);
+  ::chmod(state.parent_path().c_str(), 0755);
+  BOOST_CHECK_THROW(staging::load_job_state(s.config.bb_root, 42), Error);
+}
+
+// A sync stage-in that never ends is stopped at stage_in_timeout; the job fails with the
+// reason and no stager is left.
+BOOST_AUTO_TEST_CASE(a_stuck_stage_in_ends_at_its_deadline) {
+  if (!have_root()) {
+    BOOST_TEST_MESSAGE("skipped: needs root");
+    return;
+  }
+  Scratch s;
+  s.config.stage_tool = write_stuck_tool(s.root).string();
+  s.config.stage_in_timeout_s = 2;
+  JobStaging req;
+  req.in = {staging::parse_spec((s.root / "src" / "ds").string())};
+  const auto t0 = std::chrono::steady_clock::now();
+  prolog_stage(s.config, s.job, req);
+  BOOST_TEST((std::chrono::steady_clock::now() - t0 < std::chrono::seconds(10)));
+  const staging::JobStageStatus st = s.status();
+  BOOST_TEST((st.phase == StagePhase::Failed));
+  BOOST_TEST(st.error.find("time limit of 2 s (stage_in_timeout") != std::string::npos, st.error);
+  BOOST_TEST(std::system("! pgrep -u 65534 -f 'sleep 300' >/dev/null") == 0);
+}
+
+// An async stage-in is stopped by the epilog through root's own record, its stager's whole
+// group with it, and the status is not rewritten after the epilog.
+BOOST_AUTO_TEST_CASE(the_epilog_stops_an_async_stage_in_and_everything_it_started) {
+  if (!have_root()) {
+    BOOST_TEST_MESSAGE("skipped: needs root");
+    return;
+  }
+  Scratch s;
+  s.config.stage_tool = write_stuck_tool(s.root).string();
+  JobStaging req;
+  req.in = {staging::parse_spec((s.root / "src" / "ds").string())};
+  req.async = true;
+  prolog_stage(s.config, s.job, req);
+  const auto state = staging::load_job_state(s.config.bb_root, s.job.job_id);
+  BOOST_REQUIRE(state.has_value());
+  BOOST_TEST(state->stager_pid > 1);
+  const pid_t supervisor = static_cast<pid_t>(state->stager_pid);
+  for (int i = 0; i < 100 && std::system("pgrep -u 65534 -f 'sleep 300' >/dev/null") != 0; ++i) ::usleep(50000);
+  BOOST_TEST(std::system("pkill -STOP -u 65534 -f 'sleep 300'") == 0);  // the user stops it
+  const auto t0 = std::chrono::steady_clock::now();
+  epilog_stage(s.config, s.job, req);
+  BOOST_TEST((std::chrono::steady_clock::now() - t0 < std::chrono::seconds(20)));
+  BOOST_TEST(!process_exists(supervisor));
+  BOOST_TEST(std::system("! pgrep -u 65534 -f 'sleep 300' >/dev/null") == 0);
+  const auto phase = s.status().phase;
+  ::sleep(1);
+  BOOST_TEST((s.status().phase == phase));
+}
+
+// The request travels to every node in one environment string: over the bound, it is
+// refused (here, and at submission by the option callbacks), with the size and the limit.
+BOOST_AUTO_TEST_CASE(staging_requests_are_bounded_in_bytes) {
+  JobStaging s;
+  const std::string dst = "/lustre/" + std::string(200, 'p');
+  while (request_bytes(s) + dst.size() + 12 <= kMaxRequestBytes)
+    s.out.push_back(staging::parse_out_spec("o" + std::to_string(s.out.size()) + ":" + dst));
+  BOOST_CHECK_NO_THROW(check_request_size(s));
+  s.out.push_back(staging::parse_out_spec("one:" + dst));
+  BOOST_CHECK_EXCEPTION(check_request_size(s), InvalidArgument, [](const InvalidArgument& e) {
+    const std::string m = e.what();
+    return m.find("staging request") != std::string::npos && m.find("at most 65536 bytes (64 KiB)") != std::string::npos;
+  });
+  std::map<std::string, std::string> vars;
+  for (const auto& [name, value] : job_control_env(s)) vars["SPANK_" + name] = value;
+  BOOST_CHECK_THROW(job_staging_from_env(env_of(vars)), InvalidArgument);
 }

@@ -132,3 +132,17 @@ BOOST_AUTO_TEST_CASE(telemetry_arguments) {
   expect_invalid({"telemetry_dir="}, {"telemetry_dir=", "needs a value"});
   expect_invalid({"telemetry=/x"}, {"unknown", "telemetry_dir="});
 }
+
+BOOST_AUTO_TEST_CASE(stage_deadlines) {
+  PluginConfig d = parse_plugin_args({});
+  BOOST_TEST(d.stage_in_timeout_s == 3600u);
+  BOOST_TEST(d.stage_out_timeout_s == 3600u);
+  PluginConfig c = parse_plugin_args({"stage_in_timeout=15m", "stage_out_timeout=90"});
+  BOOST_TEST(c.stage_in_timeout_s == 900u);
+  BOOST_TEST(c.stage_out_timeout_s == 90u);
+  BOOST_TEST(parse_plugin_args({"stage_in_timeout=2h"}).stage_in_timeout_s == 7200u);
+  BOOST_TEST(parse_plugin_args({"stage_out_timeout=45s"}).stage_out_timeout_s == 45u);
+  for (const char* bad : {"stage_in_timeout=0", "stage_in_timeout=10d", "stage_in_timeout=-5", "stage_in_timeout=8d",
+                          "stage_out_timeout=169h", "stage_out_timeout=1.5h"})
+    expect_invalid({bad}, {std::string(bad).substr(0, std::string(bad).find('=')), "1 s to 7 days"});
+}

@@ -40,9 +40,10 @@ class SystemError : public Error {
 std::string quote_input(std::string_view text);
 
 // User-controlled text (a file name, a spec) for a log line, a status listing or a report,
-// whole: C0 controls, DEL, C1 controls, backslash and bytes that are not valid UTF-8 are
-// written \xNN, so no such text can start a line or send a terminal escape. Valid
-// printable UTF-8 (accents, CJK) is kept as it is.
+// whole: C0 controls, DEL, C1 controls and bytes that are not valid UTF-8 are written
+// \xNN, so no such text can start a line or send a terminal escape. Valid printable UTF-8
+// (accents, CJK) is kept. Backslash is kept too, so text already escaped by quote_input
+// (sluice-stage's messages, relayed by the plugin) reads the same after a second pass.
 std::string escape_text(std::string_view text);
 
 }  // namespace sluice

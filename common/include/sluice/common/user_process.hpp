@@ -5,6 +5,7 @@
 // only makes async-signal-safe calls, as a fork of a threaded daemon must.
 #pragma once
 
+#include <sluice/common/error.hpp>
 #include <sluice/common/unique_handle.hpp>
 
 #include <sys/types.h>
@@ -35,6 +36,17 @@ struct UserProcessOptions {
   std::vector<std::string> env;         // NAME=VALUE; nothing is inherited
   std::string cwd = "/";
   bool new_session = false;             // setsid(): signals to the caller's group miss it
+  // The plugin's stagers: the child leads its own process group (set by parent and child,
+  // so no signal can race it), which wait() signals as a whole; and it gets SIGKILL when
+  // the thread that started it dies, so no stager outlives a killed prolog or supervisor.
+  bool own_process_group = false;
+  bool die_with_parent = false;
+};
+
+// wait() passed its deadline: the child's process group was killed and reaped.
+class DeadlineExceeded : public Error {
+ public:
+  using Error::Error;
 };
 
 // A running child: its pid and the read ends of its stdout and stderr. The destructor
@@ -51,17 +63,30 @@ class UserProcess {
   int stderr_fd() const { return err_.get(); }
 
   // Reads stdout line by line (each line to ON_LINE) and stderr (kept, last 64 KiB) until
-  // both close, then reaps the child. Returns the exit status as from waitpid(). Gives up
-  // and kills the child at DEADLINE (std::nullopt: none); then throws Error.
+  // the child exits, then reaps it. Returns the exit status as from waitpid(). The end is
+  // the child's exit (a pidfd), not its pipes' EOF, so a descendant that kept them open
+  // cannot hold the caller.
+  //  - DEADLINE (std::nullopt: none): then the child (its process group, with
+  //    own_process_group) is killed and reaped, and DeadlineExceeded is thrown.
+  //  - STOP_FD (-1: none): when it becomes readable (a signalfd: the caller was told to
+  //    stop), the child (group) gets SIGTERM and SIGCONT, then SIGKILL after STOP_GRACE;
+  //    wait() returns its status and stopped() is true.
   int wait(const std::function<void(const std::string& line)>& on_line,
-           std::optional<std::chrono::steady_clock::time_point> deadline = std::nullopt);
+           std::optional<std::chrono::steady_clock::time_point> deadline = std::nullopt, int stop_fd = -1,
+           std::chrono::milliseconds stop_grace = std::chrono::seconds(5));
   const std::string& stderr_text() const { return err_text_; }
+  bool stopped() const { return stopped_; }
 
  private:
   friend UserProcess spawn_as_user(const UserCredentials&, const UserProcessOptions&);
   friend UserProcess spawn_process(const UserProcessOptions&);
-  UserProcess(pid_t pid, UniqueFd out, UniqueFd err) : pid_(pid), out_(std::move(out)), err_(std::move(err)) {}
+  UserProcess(pid_t pid, bool group, UniqueFd out, UniqueFd err)
+      : pid_(pid), group_(group), out_(std::move(out)), err_(std::move(err)) {}
+  void signal(int sig) const;  // the child, or its whole group; only while it is unreaped
+  void kill_and_reap() noexcept;
   pid_t pid_ = -1;
+  bool group_ = false;
+  bool stopped_ = false;
   UniqueFd out_, err_;
   std::string err_text_;
 };

@@ -1,9 +1,9 @@
-// A job's staging status on one node: what `sluice-stage status JOBID` prints, and what the
-// SPANK plugin reads back to fail a job's tasks when its stage-in failed.
-//
-// Lives at BB_ROOT/.status/job_ID.json. The directory belongs to root (0755); each file is
-// written by root (temporary, fsync, rename) and owned by the job's user with mode 0400, so
-// the user and the admin can read it, other users cannot, and nobody but root changes it.
+// A job's staging status on one node, kept twice, both written only by root:
+//  - root's state, BB_ROOT/.state/job_ID.json (root:root 0600 in a 0700 directory): the only
+//    copy root ever reads back (which supervisor to stop, whose burst buffer, the phase).
+//  - the user's view, BB_ROOT/.status/job_ID.json (the job's user, 0400): what
+//    `sluice-stage status JOBID`, the job's tasks and sluice.staged read. Its owner can
+//    chmod and rewrite it, so root never reads it; it only replaces it.
 //
 // {"version":1,"job_id":42,"node":"node1","uid":1000,"bb_dir":"/var/tmp/sluice/job_42",
 //  "mode":"sync","phase":"staging-in","bytes_done":0,"bytes_total":0,"files_done":0,
@@ -51,6 +51,7 @@ struct JobStageStatus {
 };
 
 inline constexpr const char* kStatusDirName = ".status";
+inline constexpr const char* kStateDirName = ".state";
 
 // BB_ROOT/.status/job_ID.json
 std::string job_status_path(const std::string& bb_root, std::uint64_t job_id);
@@ -59,8 +60,18 @@ std::string job_status_path(const std::string& bb_root, std::uint64_t job_id);
 // when it cannot be read or parsed.
 std::optional<JobStageStatus> load_job_status(const std::string& path);
 
-// Writes STATUS atomically as BB_ROOT/.status/job_ID.json, owned by status.uid, mode 0400.
-// Creates BB_ROOT/.status (root, 0755) when missing. Root only (it chowns).
+// Writes STATUS atomically as the user's view BB_ROOT/.status/job_ID.json, owned by
+// status.uid, mode 0400. Creates BB_ROOT/.status (root, 0755) when missing. Root only.
 void save_job_status(const std::string& bb_root, const JobStageStatus& status);
+
+// Root's state: writes STATUS as BB_ROOT/.state/job_ID.json (0600, this process's uid) and
+// then the user's view. Creates BB_ROOT/.state (0700) when missing.
+void save_job_state(const std::string& bb_root, const JobStageStatus& status);
+// Reads root's state back; std::nullopt when there is none. Throws Error (naming the file)
+// when the directory or the file is not root's alone, or the record is not valid, or it
+// names another job.
+std::optional<JobStageStatus> load_job_state(const std::string& bb_root, std::uint64_t job_id);
+// Removes root's state of a job (with the user's view). Missing files are not an error.
+void remove_job_state(const std::string& bb_root, std::uint64_t job_id);
 
 }  // namespace sluice::staging
