@@ -129,8 +129,10 @@ check "2: sbatch refuses a 146 KB staging request (rc $rc)" test "$rc" -ne 0
 check "2: the message gives the limit" grep -q "staging request.*KiB" <<<"$out"
 jid=$(grep -Eo '^[0-9]+$' <<<"$out")
 [[ -n $jid ]] && { wait_done "$jid" 60; scancel "$jid" 2>/dev/null; }
-# A manifest of many specs within the spec count but not the byte bound.
-for i in $(seq 1 4096); do echo "$data/small/a.txt:dst/$long/$i"; done >"$work/manifest.txt"
+# A manifest of many specs within the spec count and the manifest's own 1 MiB bound, but not
+# the request's byte bound.
+short=${long:0:100}
+for i in $(seq 1 4096); do echo "$data/small/a.txt:dst/$short/$i"; done >"$work/manifest.txt"
 chmod 644 manifest.txt
 out=$(as "$victim" sbatch --parsable -N2 -o /dev/null --stage-in=@"$work/manifest.txt" --wrap true 2>&1)
 rc=$?
@@ -195,7 +197,9 @@ check "3: the finished job's status is not rewritten afterwards ($phase, then $(
 # --- 4. A cache hit is served only if the user can read the source now ---------------------
 groupadd sluice-sec && usermod -aG sluice-sec "$victim"
 mkdir -p "$data/group" && echo "for the group only" >"$data/group/g.txt"
-chgrp -R sluice-sec "$data/group" && chmod 750 "$data/group" && chmod 640 "$data/group/g.txt"
+# The directory stays listable: only the file is the group's, so the stager finds it and
+# must refuse the cached copy on its own.
+chgrp -R sluice-sec "$data/group" && chmod 755 "$data/group" && chmod 640 "$data/group/g.txt"
 jid=$(as "$victim" sbatch --parsable --wait -w node1 -n1 -o "$work/cache1.out" --stage-in="$data/group" \
   --wrap 'cat $SLUICE_BB/group/g.txt')
 check "4: a member of the group stages the file (and fills the node cache)" grep -q "for the group only" cache1.out
